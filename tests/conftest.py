@@ -1,0 +1,91 @@
+"""Fixture factories shared by the whole suite."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from twig_auth.core.redis import get_redis, redis_configured
+from twig_auth.orgs import services as org_services
+from twig_auth.orgs.models import Membership, Organization
+
+PASSWORD = "Correct-Horse-9!"
+_seq = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _clean_stores(settings: Any) -> Iterator[None]:
+    """Every test starts with empty caches and, on the Redis backend, an empty test database."""
+    for alias in settings.CACHES:
+        caches[alias].clear()
+    if redis_configured():
+        get_redis().flushdb()
+    yield
+
+
+_hash_cache: dict[str, str] = {}
+
+
+def _hashed(password: str) -> str:
+    from django.contrib.auth.hashers import make_password
+
+    if password not in _hash_cache:
+        _hash_cache[password] = make_password(password)
+    return _hash_cache[password]
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    from django.contrib.auth import get_user_model
+
+    def make(email: str | None = None, password: str = PASSWORD, **extra: Any) -> Any:
+        User = get_user_model()
+        user = User(email=email or f"user{next(_seq)}@example.test", **extra)
+        user.password = _hashed(password)
+        user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_org(db: None) -> Callable[..., Organization]:
+    def make(slug: str | None = None, plan: str = "enterprise", owner: Any = None, **kw: Any) -> Organization:
+        slug = slug or f"org-{next(_seq)}"
+        return org_services.create_organization(slug=slug, name=kw.get("name", slug.title()), plan=plan, owner=owner)
+
+    return make
+
+
+@pytest.fixture
+def make_member(make_user: Callable[..., Any]) -> Callable[..., Membership]:
+    def make(org: Organization, role: str = "user", email: str | None = None, **kw: Any) -> Membership:
+        user = make_user(email=email, **kw)
+        return org_services.add_member(org=org, user=user, role=role)
+
+    return make
+
+
+@pytest.fixture
+def org(make_org: Callable[..., Organization]) -> Organization:
+    return make_org("acme", plan="enterprise")
+
+
+@pytest.fixture
+def owner(org: Organization, make_member: Callable[..., Membership]) -> Membership:
+    return make_member(org, "super_admin", email="owner@acme.test")
+
+
+@pytest.fixture
+def logged_in(client: Any) -> Callable[[Any], Any]:
+    """Return a function that signs ``user`` into the Django test client (no password hashing)."""
+
+    def login(user: Any) -> Any:
+        client.force_login(user, backend="twig_auth.passwords.backends.EmailBackend")
+        return client
+
+    return login

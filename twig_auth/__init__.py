@@ -1,0 +1,3 @@
+"""twig_auth: authentication and authorization for Django."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+"""Register every capability's admin screens."""
+
+from twig_auth.audit import admin as _audit_admin  # noqa: F401
+from twig_auth.orgs import admin as _orgs_admin  # noqa: F401

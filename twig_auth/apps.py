@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class TwigAuthConfig(AppConfig):
+    name = "twig_auth"
+    label = "twig_auth"
+    verbose_name = "Twig Auth"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from twig_auth import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,49 @@
+"""System checks. Stable ids: twig_auth.E001 invalid setting, W001 unknown setting, E002 bcrypt hasher
+not first, E003 password validator missing, E004 user model without an email field, W002 django-redis
+cache missing in production (DEBUG off)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from twig_auth.conf import app_settings
+
+BCRYPT = "django.contrib.auth.hashers.BCryptSHA256PasswordHasher"
+VALIDATOR = "twig_auth.passwords.validators.ComplexityValidator"
+
+
+@checks.register("twig_auth")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for key, problem in app_settings.errors():
+        if problem == "is not a twig_auth setting":
+            messages.append(checks.Warning(f'TWIG_AUTH["{key}"] {problem}.', id="twig_auth.W001",
+                                           hint="See docs/settings.md for the settings twig_auth reads."))
+        else:
+            messages.append(checks.Error(f'TWIG_AUTH["{key}"] {problem}.', id="twig_auth.E001",
+                                         hint="See docs/settings.md."))
+    hashers = getattr(settings, "PASSWORD_HASHERS", [])
+    if not hashers or hashers[0] != BCRYPT:
+        messages.append(checks.Error("The first PASSWORD_HASHERS entry must be BCryptSHA256PasswordHasher.",
+                                     id="twig_auth.E002", hint=f'Put "{BCRYPT}" first (bcrypt cost 12).'))
+    validators = [v.get("NAME") for v in getattr(settings, "AUTH_PASSWORD_VALIDATORS", [])]
+    if VALIDATOR not in validators:
+        messages.append(checks.Error("The twig_auth password rules are not enabled.", id="twig_auth.E003",
+                                     hint=f'Add {{"NAME": "{VALIDATOR}"}} to AUTH_PASSWORD_VALIDATORS.'))
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    field = User.get_email_field_name()
+    if field not in {f.name for f in User._meta.get_fields()}:
+        messages.append(checks.Error(f"The user model {User._meta.label} has no email field {field!r}.",
+                                     id="twig_auth.E004", hint="twig_auth signs people in by email."))
+    from twig_auth.core.redis import redis_configured
+
+    if not settings.DEBUG and not redis_configured():
+        messages.append(checks.Warning("No django-redis cache: lockout counters use the database and "
+                                       "API-key caching is per process.", id="twig_auth.W002",
+                                       hint='Configure a django_redis cache (TWIG_AUTH["REDIS_CACHE_ALIAS"]).'))
+    return messages

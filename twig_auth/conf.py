@@ -1,0 +1,201 @@
+"""The one settings object of twig_auth.
+
+Every setting lives in the namespaced ``TWIG_AUTH`` dict of the Django settings. Each has a default,
+a one-line doc and a validator; :mod:`twig_auth.checks` turns validation failures into system checks,
+and ``docs/settings.md`` is generated from :data:`SETTINGS` (``python -m twig_auth.conf``).
+
+Read settings through ``from twig_auth.conf import app_settings`` and attribute access
+(``app_settings.API_MODE``). Values are read lazily and the cache is dropped on ``setting_changed``,
+so ``override_settings(TWIG_AUTH=...)`` works in tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One entry of ``TWIG_AUTH``: its default, what it does, and how to validate it."""
+
+    name: str
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None]
+
+
+def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be an integer, got {type(value).__name__}"
+        if not lo <= value <= hi:
+            return f"must be between {lo} and {hi}, got {value}"
+        return None
+
+    return check
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _choice(*options: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in options else f"must be one of {', '.join(options)}, got {value!r}"
+
+    return check
+
+
+def _rate(value: Any) -> str | None:
+    if isinstance(value, str) and RATE_RE.match(value):
+        return None
+    return f"must be a rate like '10/m' (count/period, period s, m, h or d), got {value!r}"
+
+
+def _dotted_path(value: Any) -> str | None:
+    if not isinstance(value, str) or "." not in value:
+        return f"must be a dotted import path, got {value!r}"
+    try:
+        import_string(value)
+    except ImportError as exc:
+        return f"cannot be imported: {exc}"
+    return None
+
+
+def _timezone(value: Any) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"must be an IANA time zone name, got {value!r}"
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("API_MODE", "live", "Mode of this deployment; API keys of the other environment are refused.",
+            _choice("live", "test")),
+    Setting("REDIS_CACHE_ALIAS", "default",
+            "Cache alias whose Redis connection holds counters; without a django-redis cache, "
+            "the database is used.", _str),
+    Setting("PASSWORD_MIN_LENGTH", 8, "Minimum password length in characters.", _int_range(8, 128)),
+    Setting("PASSWORD_MAX_LENGTH", 1024,
+            "Maximum password length; longer input is refused before hashing.", _int_range(72, 65536)),
+    Setting("PASSWORD_REQUIRE_CLASSES", True,
+            "Require an uppercase letter, a lowercase letter, a digit and a special character.", _bool),
+    Setting("LOCKOUT_MAX_ATTEMPTS", 5, "Failed logins that lock an account (org policy default).",
+            _int_range(1, 100)),
+    Setting("LOCKOUT_WINDOW_SECONDS", 900, "Window in which failed logins are counted (org policy default).",
+            _int_range(60, 86400)),
+    Setting("LOCKOUT_LOCK_SECONDS", 900, "How long a locked account stays locked (org policy default).",
+            _int_range(60, 86400 * 7)),
+    Setting("LOGIN_IP_RATE", "30/m", "Per-IP throttle of the login form and endpoints (django-ratelimit).",
+            _rate),
+    Setting("PASSWORD_RESET_RATE", "5/h", "Per-IP and per-email throttle of password-reset requests.", _rate),
+    Setting("SESSION_TIMEOUT", 604800, "Idle session expiry in seconds (org policy default).",
+            _int_range(300, 86400 * 90)),
+    Setting("SESSION_RENEW_ON_ACTIVITY", True, "Activity extends the session (org policy default).", _bool),
+    Setting("SESSION_MAX_CONCURRENT", 3, "Concurrent sessions per member (org policy default).",
+            _int_range(1, 100)),
+    Setting("SESSION_ENFORCE_IP_BINDING", False, "End a session used from another IP (org policy default).",
+            _bool),
+    Setting("MFA_REQUIRED_FOR_ADMINS", True, "Require MFA for admin and super_admin (org policy default).",
+            _bool),
+    Setting("MFA_REQUIRED_FOR_ALL", False, "Require MFA for every member (org policy default).", _bool),
+    Setting("MFA_GRACE_PERIOD_DAYS", 7, "Days to enroll after MFA first applies (org policy default).",
+            _int_range(0, 90)),
+    Setting("AUDIT_RETENTION_DAYS", 90, "Days audit events are kept (org policy default; above 90 is "
+            "enterprise only).", _int_range(1, 3650)),
+    Setting("TIMEZONE", "UTC", "Default time zone of an organization.", _timezone),
+    Setting("DEFAULT_PLAN", "free", "Plan of organizations created without one.",
+            _choice("free", "team", "enterprise")),
+    Setting("CLOCK", "twig_auth.core.clock.system_now",
+            "Callable returning the current aware datetime; the one clock seam.", _dotted_path),
+    Setting("LOGIN_REDIRECT_URL", "/", "Where a successful login goes when no safe ?next= is given.", _str),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class AppSettings:
+    """Lazy attribute access to ``settings.TWIG_AUTH`` merged over the defaults."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def _user_settings(self) -> dict[str, Any]:
+        from django.conf import settings
+
+        value = getattr(settings, "TWIG_AUTH", {})
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in _BY_NAME:
+            raise AttributeError(f"twig_auth has no setting {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self._user_settings().get(name, _BY_NAME[name].default)
+        return self._cache[name]
+
+    def errors(self) -> list[tuple[str, str]]:
+        """Return ``(setting, problem)`` for every invalid or unknown key in ``TWIG_AUTH``."""
+        problems: list[tuple[str, str]] = []
+        for key, value in self._user_settings().items():
+            spec = _BY_NAME.get(key)
+            if spec is None:
+                problems.append((key, "is not a twig_auth setting"))
+                continue
+            message = spec.check(value)
+            if message:
+                problems.append((key, message))
+        return problems
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+app_settings = AppSettings()
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TWIG_AUTH":
+        app_settings.reload()
+        from twig_auth.core import clock
+
+        clock.reset()
+
+
+def settings_reference_markdown() -> str:
+    """Return the settings reference page (``docs/settings.md``) as Markdown."""
+    lines = [
+        "# Settings reference",
+        "",
+        "Every setting of twig_auth lives in one dict, `TWIG_AUTH`, in your Django settings.",
+        "Invalid values fail `manage.py check` with `twig_auth.E001`; unknown keys warn with `twig_auth.W001`.",
+        "This page is generated from `twig_auth/conf.py` (`python -m twig_auth.conf > docs/settings.md`).",
+        "",
+        "| Setting | Default | What it does |",
+        "|---|---|---|",
+    ]
+    for spec in SETTINGS:
+        lines.append(f"| `{spec.name}` | `{spec.default!r}` | {spec.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(settings_reference_markdown(), end="")

@@ -1,0 +1,1 @@
+"""DRF integration: the only package of twig_auth that imports rest_framework."""

@@ -1,0 +1,115 @@
+"""The DRF exception handler: every API error as ``{"detail", "code", ...}`` with the contract's codes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework import status
+from rest_framework.response import Response
+
+from twig_auth import exceptions as domain
+
+logger = logging.getLogger("twig_auth.api")
+
+# domain error class -> HTTP status
+DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
+    domain.InvalidInput: 400,
+    domain.Conflict: 400,
+    domain.InvalidCredentials: 401,
+    domain.AccountLocked: 403,
+    domain.PermissionDenied: 403,
+    domain.NotFound: 404,
+}
+
+DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.NotAuthenticated: "not_authenticated",
+    drf.AuthenticationFailed: "not_authenticated",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.ParseError: "invalid",
+    drf.ValidationError: "invalid",
+    drf.Throttled: "rate_limit_exceeded",
+}
+
+BEARER_CHALLENGE = 'Bearer realm="api"'
+
+
+def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten DRF's nested validation detail into ``{"field.sub": ["message", ...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(field_errors(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(v, dict | list) for v in detail):
+            out[prefix or "non_field_errors"] = [str(v) for v in detail]
+        else:
+            for index, value in enumerate(detail):
+                out.update(field_errors(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def invalid_response(errors: dict[str, list[str]], detail: str | None = None) -> Response:
+    fields = ", ".join(sorted(errors))
+    return Response({"detail": detail or f"Invalid input: {fields}.", "code": "invalid", "errors": errors},
+                    status=400)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map DRF, Django and twig_auth errors to the contract's JSON shape; anything else is a JSON 500."""
+    if isinstance(exc, domain.TwigAuthError):
+        return _domain_response(exc)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if isinstance(exc, drf.ValidationError):
+        return invalid_response(field_errors(exc.detail))
+    if isinstance(exc, drf.APIException):
+        return _api_exception_response(exc)
+    logger.exception("Unhandled API error in %s", context.get("view").__class__.__name__)
+    return Response({"detail": "A server error occurred.", "code": "server_error"},
+                    status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def _domain_response(exc: domain.TwigAuthError) -> Response:
+    if isinstance(exc, domain.InvalidInput):
+        return invalid_response(exc.errors, None if exc.detail == exc.default_detail else exc.detail)
+    status_code = next((s for cls, s in DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
+    body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
+    body.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list | bool)})
+    response = Response(body, status=status_code)
+    if isinstance(exc, domain.AccountLocked):
+        response["Retry-After"] = str(exc.retry_after)
+    if status_code == 401:
+        response["WWW-Authenticate"] = BEARER_CHALLENGE
+    return response
+
+
+def _api_exception_response(exc: drf.APIException) -> Response:
+    code = getattr(exc, "twig_code", None) or DRF_CODES.get(type(exc))
+    if code is None:
+        code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), None)
+    if code is None:
+        code = exc.default_code if isinstance(exc.default_code, str) else "error"
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    body: dict[str, Any] = {"detail": str(detail), "code": code}
+    body.update(getattr(exc, "extra", {}) or {})
+    status_code = exc.status_code
+    headers: dict[str, str] = {}
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        status_code = 401
+        headers["WWW-Authenticate"] = BEARER_CHALLENGE
+    if isinstance(exc, drf.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + (exc.wait % 1 > 0))
+    return Response(body, status=status_code, headers=headers)

@@ -1,0 +1,52 @@
+"""A logging filter that keeps secrets out of log lines."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+SENSITIVE_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|otp|cookie|csrf", re.I)
+# key=value or "key": "value" pairs whose key looks sensitive
+_PAIR = re.compile(
+    r"(?P<key>[\"']?[A-Za-z_\-]*(?:pass(?:word)?|secret|token|api[_-]?key|authorization|otp)[A-Za-z_\-]*"
+    r"[\"']?\s*[:=]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,&;}]+)",
+    re.I,
+)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-~+/=]+", re.I)
+_TWIG_KEY = re.compile(r"twigsk_(live|test)_[A-Za-z0-9_]+")
+REDACTED = "[redacted]"
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with values of sensitive-looking pairs, bearer tokens and API keys masked."""
+    text = _PAIR.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _TWIG_KEY.sub(REDACTED, text)
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """Return ``value`` masked when ``key`` names a secret, recursing into dicts and lists."""
+    if SENSITIVE_KEYS.search(str(key)):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact_value(k, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value("", v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Mask secrets in the formatted message of every record that passes through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001  (a broken format string must not break logging)
+            return True
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -1,0 +1,1 @@
+"""Organizations, memberships with roles, and groups."""

@@ -1,0 +1,70 @@
+"""The active organization of a web request: chosen at login, switchable, kept in the session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from twig_auth.audit.events import Event
+from twig_auth.audit.services import record
+from twig_auth.core.context import RequestContext
+from twig_auth.exceptions import PermissionDenied
+from twig_auth.orgs.models import Membership
+
+SESSION_KEY = "twig_org_id"
+
+
+def memberships_of(user: Any) -> list[Membership]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(Membership.objects.filter(user=user).select_related("org").order_by("org__name"))
+
+
+def active_membership(request: HttpRequest) -> Membership | None:
+    """Return the membership of the active org, falling back to the user's first org."""
+    user = getattr(request, "user", None)
+    if not getattr(user, "is_authenticated", False):
+        return None
+    org_id = request.session.get(SESSION_KEY)
+    qs = Membership.objects.filter(user=user).select_related("org")
+    membership = qs.filter(org_id=org_id).first() if org_id else None
+    if membership is None:
+        membership = qs.order_by("org__name").first()
+        if membership is not None:
+            request.session[SESSION_KEY] = membership.org_id
+    return membership
+
+
+def switch_org(request: HttpRequest, org_id: Any) -> Membership:
+    """Make ``org_id`` the active org of this session; the user must be a member."""
+    membership = Membership.objects.filter(user=request.user, org_id=org_id).select_related("org").first() \
+        if str(org_id).isdigit() else None
+    if membership is None:
+        raise PermissionDenied("You are not a member of that organization.")
+    request.session[SESSION_KEY] = membership.org_id
+    request._twig_membership = membership  # type: ignore[attr-defined]
+    record(Event.ORG_SWITCHED, context=RequestContext.from_request(request), org=membership.org,
+           target=membership.org)
+    return membership
+
+
+_UNSET = object()
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    """Return the active membership of ``request``, computed once per request."""
+    cached = getattr(request, "_twig_membership", _UNSET)
+    if cached is _UNSET:
+        cached = active_membership(request)
+        request._twig_membership = cached  # type: ignore[attr-defined]
+    return cached  # type: ignore[return-value]
+
+
+def context_processor(request: HttpRequest) -> dict[str, Any]:
+    """Template context: ``twig_membership`` (lazy) and ``twig_memberships`` for the org switcher."""
+    return {
+        "twig_membership": SimpleLazyObject(lambda: current_membership(request)),
+        "twig_memberships": SimpleLazyObject(lambda: memberships_of(getattr(request, "user", None))),
+    }

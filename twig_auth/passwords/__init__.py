@@ -1,0 +1,1 @@
+"""Password rules, lockout, and the password login workflow."""

@@ -1,0 +1,163 @@
+"""Login, logout, password change and reset pages. Thin: validate, call a service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login as django_login
+from django.contrib.auth import logout as django_logout
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django_ratelimit.core import is_ratelimited
+
+from twig_auth.conf import app_settings
+from twig_auth.core.context import RequestContext
+from twig_auth.core.http import ratelimit_ip
+from twig_auth.orgs.active import SESSION_KEY, current_membership, memberships_of
+from twig_auth.passwords import forms, services
+
+BACKEND = "twig_auth.passwords.backends.EmailBackend"
+THROTTLED = "Too many attempts from your network. Wait a minute, then try again."
+
+
+def safe_next(request: HttpRequest, default: str | None = None) -> str:
+    """Return the ``next`` parameter when it points to this site, else the default landing page."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return default or app_settings.LOGIN_REDIRECT_URL
+
+
+def ip_throttled(request: HttpRequest, group: str, rate: str) -> bool:
+    """Count this POST against a per-IP rate and say whether the IP is over it (django-ratelimit)."""
+    return is_ratelimited(request, group=group, key=ratelimit_ip, rate=rate, method="POST", increment=True)
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET" and request.user.is_authenticated:
+        return HttpResponseRedirect(safe_next(request))
+    form = forms.LoginForm(request, data=request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if ip_throttled(request, "twig_auth.login", app_settings.LOGIN_IP_RATE):
+            form.is_bound = False
+            form.throttled = True  # type: ignore[attr-defined]
+            messages.error(request, THROTTLED)
+            status = 429
+        elif form.is_valid():
+            return _complete_login(request, form.user)
+        elif form.retry_after:
+            status = 403
+    response = render(request, "twig_auth/passwords/login.html",
+                      {"form": form, "next": safe_next(request, default="")}, status=status)
+    if form.retry_after:
+        response["Retry-After"] = str(form.retry_after)
+    if status == 429:
+        response["Retry-After"] = "60"
+    return response
+
+
+def _complete_login(request: HttpRequest, user: Any) -> HttpResponse:
+    django_login(request, user, backend=BACKEND)
+    memberships = memberships_of(user)
+    target = safe_next(request)
+    if len(memberships) == 1:
+        request.session[SESSION_KEY] = memberships[0].org_id
+    org = memberships[0].org if len(memberships) == 1 else None
+    services.record_login(user=user, org=org, context=RequestContext.from_request(request))
+    if len(memberships) > 1:
+        return HttpResponseRedirect(f"{reverse('twig_auth:choose_org')}?next={target}")
+    return HttpResponseRedirect(target)
+
+
+@csrf_protect
+@never_cache
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        if request.user.is_authenticated:
+            membership = current_membership(request)
+            services.record_logout(user=request.user, org=membership.org if membership else None,
+                                   context=RequestContext.from_request(request))
+        django_logout(request)
+        messages.success(request, "You are signed out.")
+        return HttpResponseRedirect(reverse("twig_auth:login"))
+    return render(request, "twig_auth/passwords/logout.html")
+
+
+@method_decorator(sensitive_post_parameters(), name="dispatch")
+class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = forms.PasswordChangeForm
+    template_name = "twig_auth/passwords/password_change.html"
+    success_url = reverse_lazy("twig_auth:password_change_done")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.record_password_changed(user=form.user, context=RequestContext.from_request(self.request),
+                                         via="change")
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = forms.PasswordResetForm
+    template_name = "twig_auth/passwords/password_reset.html"
+    email_template_name = "twig_auth/passwords/password_reset_email.txt"
+    subject_template_name = "twig_auth/passwords/password_reset_subject.txt"
+    success_url = reverse_lazy("twig_auth:password_reset_done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        rate = app_settings.PASSWORD_RESET_RATE
+        if ip_throttled(request, "twig_auth.reset.ip", rate):
+            messages.error(request, THROTTLED)
+            return self.render_to_response(self.get_context_data(form=self.get_form_class()()), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        email = form.cleaned_data["email"]
+        # Per-account throttle: quietly send nothing more, so the page never reveals whether it exists.
+        over = is_ratelimited(self.request, group="twig_auth.reset.email", key=lambda g, r: email.lower(),
+                              rate=app_settings.PASSWORD_RESET_RATE, method="POST", increment=True)
+        from twig_auth.audit.events import Event
+        from twig_auth.audit.services import record
+
+        record(Event.PASSWORD_RESET_REQUESTED, context=RequestContext.from_request(self.request),
+               email=email.lower(), details={"sent": not over})
+        if over:
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "twig_auth/passwords/password_reset_done.html"
+
+
+@method_decorator(sensitive_post_parameters(), name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = forms.SetPasswordForm
+    template_name = "twig_auth/passwords/password_reset_confirm.html"
+    success_url = reverse_lazy("twig_auth:password_reset_complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        services.record_password_changed(user=form.user, context=RequestContext.from_request(self.request),
+                                         via="reset")
+        return response
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "twig_auth/passwords/password_reset_complete.html"
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    template_name = "twig_auth/passwords/password_change_done.html"

@@ -1,0 +1,29 @@
+"""Public signals of twig_auth. Named in the past tense; sent after the transaction's work is done.
+
+Each is sent with ``sender`` set to the model class concerned and the keyword arguments listed.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A member was added to an organization. Arguments: membership, context.
+member_added = Signal()
+# A member's role changed. Arguments: membership, old_role, new_role, context.
+role_changed = Signal()
+# A member left or was removed. Arguments: membership, context.
+member_removed = Signal()
+# A group was created, changed or deleted. Arguments: group, action ("created"|"updated"|"deleted"), context.
+group_changed = Signal()
+# Group membership changed. Arguments: group, membership, action ("added"|"removed"|"role_changed"), context.
+group_membership_changed = Signal()
+# A password login succeeded. Arguments: user, context.
+login_succeeded = Signal()
+# A password login failed. Arguments: email, reason, context.
+login_failed = Signal()
+# An account was locked by too many failures. Arguments: email, until, context.
+account_locked = Signal()
+# An account was unlocked by an operator. Arguments: email, context.
+account_unlocked = Signal()
+# An audit event was stored. Arguments: event.
+audit_event_recorded = Signal()

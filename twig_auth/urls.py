@@ -1,0 +1,23 @@
+"""Pages of twig_auth. Include with ``path("", include("twig_auth.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from twig_auth.orgs import views as org_views
+from twig_auth.passwords import views
+
+app_name = "twig_auth"
+
+urlpatterns = [
+    path("login/", views.login_view, name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("password/reset/sent/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password/reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
+    path("password/reset/complete/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("organizations/choose/", org_views.choose_org, name="choose_org"),
+]

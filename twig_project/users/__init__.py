@@ -1,0 +1,1 @@
+"""The reference project's user model: the email is the username."""

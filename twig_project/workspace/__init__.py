@@ -1,0 +1,1 @@
+"""The reference API: agents, data sources, interactions, query and chat."""

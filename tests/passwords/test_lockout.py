@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from tests.conftest import PASSWORD
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
@@ -16,7 +17,6 @@ from twig_auth.exceptions import AccountLocked, InvalidCredentials
 from twig_auth.orgs import services as org_services
 from twig_auth.passwords import lockout
 from twig_auth.passwords.services import authenticate_password, unlock
-from tests.conftest import PASSWORD
 
 CTX = RequestContext(ip="203.0.113.7", user_agent="pytest")
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)

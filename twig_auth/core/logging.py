@@ -20,8 +20,8 @@ REDACTED = "[redacted]"
 
 def redact_text(text: str) -> str:
     """Return ``text`` with values of sensitive-looking pairs, bearer tokens and API keys masked."""
-    text = _PAIR.sub(lambda m: m.group("key") + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PAIR.sub(lambda m: m.group("key") + REDACTED, text)
     return _TWIG_KEY.sub(REDACTED, text)
 
 

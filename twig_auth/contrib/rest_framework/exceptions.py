@@ -46,7 +46,11 @@ def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            # A nested serializer's own error (e.g. "Expected a list") belongs to the field itself.
+            if key == "non_field_errors" and prefix:
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             out.update(field_errors(value, name))
     elif isinstance(detail, list):
         if all(not isinstance(v, dict | list) for v in detail):
@@ -75,6 +79,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = drf.PermissionDenied()
     if isinstance(exc, drf.ValidationError):
         return invalid_response(field_errors(exc.detail))
+    if isinstance(exc, drf.ParseError):
+        # A body that is not JSON has no fields; the 400 still carries ``errors`` like every ``invalid``.
+        return invalid_response({"non_field_errors": [str(exc.detail)]}, "The request body is not valid JSON.")
     if isinstance(exc, drf.APIException):
         return _api_exception_response(exc)
     logger.exception("Unhandled API error in %s", context.get("view").__class__.__name__)

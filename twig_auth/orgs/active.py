@@ -39,8 +39,10 @@ def active_membership(request: HttpRequest) -> Membership | None:
 
 def switch_org(request: HttpRequest, org_id: Any) -> Membership:
     """Make ``org_id`` the active org of this session; the user must be a member."""
-    membership = Membership.objects.filter(user=request.user, org_id=org_id).select_related("org").first() \
-        if str(org_id).isdigit() else None
+    text = str(org_id)
+    valid = text.isascii() and text.isdigit() and int(text) < 2**63
+    membership = Membership.objects.filter(user=request.user, org_id=int(text)).select_related("org").first() \
+        if valid else None
     if membership is None:
         raise PermissionDenied("You are not a member of that organization.")
     request.session[SESSION_KEY] = membership.org_id

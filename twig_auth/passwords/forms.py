@@ -44,7 +44,14 @@ class LoginForm(forms.Form):
         return data
 
 
-class PasswordChangeForm(auth_forms.PasswordChangeForm):
+class RulesOnNewPasswordMixin:
+    """Show broken password rules under "New password", where the person typed it, not under the repeat."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "new_password1") -> None:  # noqa: S107
+        super().validate_password_for_user(user, password_field_name="new_password1")  # type: ignore[misc]
+
+
+class PasswordChangeForm(RulesOnNewPasswordMixin, auth_forms.PasswordChangeForm):
     error_messages = {**auth_forms.PasswordChangeForm.error_messages,
                       "password_incorrect": "Your current password is not correct."}
 
@@ -55,5 +62,5 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
                                              "invalid": "Enter a valid email address."})
 
 
-class SetPasswordForm(auth_forms.SetPasswordForm):
+class SetPasswordForm(RulesOnNewPasswordMixin, auth_forms.SetPasswordForm):
     pass

@@ -116,6 +116,13 @@ class PasswordResetView(auth_views.PasswordResetView):
     subject_template_name = "twig_auth/passwords/password_reset_subject.txt"
     success_url = reverse_lazy("twig_auth:password_reset_done")
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(expires_in_minutes=_reset_minutes(), **kwargs)
+
+    @property
+    def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"expires_in_minutes": _reset_minutes()}
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         rate = app_settings.PASSWORD_RESET_RATE
         if ip_throttled(request, "twig_auth.reset.ip", rate):
@@ -140,6 +147,15 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetDoneView(auth_views.PasswordResetDoneView):
     template_name = "twig_auth/passwords/password_reset_done.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(expires_in_minutes=_reset_minutes(), **kwargs)
+
+
+def _reset_minutes() -> int:
+    from django.conf import settings
+
+    return max(1, settings.PASSWORD_RESET_TIMEOUT // 60)
 
 
 @method_decorator(sensitive_post_parameters(), name="dispatch")

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework import status
@@ -46,11 +47,9 @@ def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            # A nested serializer's own error (e.g. "Expected a list") belongs to the field itself.
+            name = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors" and prefix:
-                name = prefix
-            else:
-                name = f"{prefix}.{key}" if prefix else str(key)
+                name = prefix  # a nested serializer's own error ("Expected a list") belongs to the field
             out.update(field_errors(value, name))
     elif isinstance(detail, list):
         if all(not isinstance(v, dict | list) for v in detail):
@@ -73,6 +72,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Map DRF, Django and twig_auth errors to the contract's JSON shape; anything else is a JSON 500."""
     if isinstance(exc, domain.TwigAuthError):
         return _domain_response(exc)
+    if isinstance(exc, RequestDataTooBig):
+        # Django answers 400 to these outside DRF; inside, they would otherwise become a 500.
+        return invalid_response({"non_field_errors": ["The request body is too large."]},
+                                "The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):
+        logger.warning("Suspicious API request: %s", exc)
+        return invalid_response({"non_field_errors": ["The request was malformed."]}, "The request was malformed.")
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -81,7 +87,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return invalid_response(field_errors(exc.detail))
     if isinstance(exc, drf.ParseError):
         # A body that is not JSON has no fields; the 400 still carries ``errors`` like every ``invalid``.
-        return invalid_response({"non_field_errors": [str(exc.detail)]}, "The request body is not valid JSON.")
+        return invalid_response({"non_field_errors": [str(exc.detail)]}, str(exc.detail))
     if isinstance(exc, drf.APIException):
         return _api_exception_response(exc)
     logger.exception("Unhandled API error in %s", context.get("view").__class__.__name__)

@@ -1,0 +1,284 @@
+"""The reference API's views: check who asks, validate input, call one service, serialize the result."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers as drf_serializers
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from twig_auth.contrib.rest_framework.parsers import JSONParser
+from twig_auth.contrib.rest_framework.permissions import request_membership
+from twig_auth.core.context import RequestContext
+from twig_auth.orgs import policy
+from twig_auth.orgs import services as org_services
+from twig_auth.orgs.models import Membership
+from twig_project.workspace import permissions, services
+from twig_project.workspace.models import Agent, DataSource
+from twig_project.workspace.serializers import (
+    AgentSerializer,
+    ChatReplySerializer,
+    ChatSerializer,
+    DataSourceSerializer,
+    InteractionFilterSerializer,
+    InteractionSerializer,
+    QueryAnswerSerializer,
+    QuerySerializer,
+)
+
+OPAQUE_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def get_in_org(queryset: QuerySet[Any], pk: str) -> Any:
+    """Return the row ``pk`` of an org-filtered queryset; 404 for any other id, well-formed or not."""
+    if not OPAQUE_ID.fullmatch(pk):
+        raise Http404  # e.g. a NUL byte, which PostgreSQL would refuse in the query itself
+    obj: Model | None = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise Http404
+    return obj
+
+
+class OrgAPIView(APIView):
+    """Base of every view here: JSON in, the request's membership at hand, errors always in JSON."""
+
+    parser_classes = [JSONParser]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        # The browsable API may render successes for a browser; an error is JSON whatever was accepted.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+    @property
+    def membership(self) -> Membership:
+        membership = request_membership(self.request)
+        assert membership is not None, "permission classes admit members only"
+        return membership
+
+    def context(self) -> RequestContext:
+        return RequestContext.from_request(self.request._request, actor=self.request.user)
+
+
+# --- agents -------------------------------------------------------------------------------------------
+
+
+class AgentQuerysetMixin:
+    membership: Membership
+
+    def agents(self) -> QuerySet[Agent]:
+        return Agent.objects.of_org(self.membership.org_id).select_related("created_by", "updated_by")
+
+    def get_agent(self, pk: str) -> Agent:
+        return get_in_org(self.agents(), pk)
+
+
+@extend_schema(tags=["agents"])
+class AgentListView(AgentQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.AgentAccess]
+
+    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents of your organization")
+    def get(self, request: Request) -> Response:
+        return Response(AgentSerializer(self.agents(), many=True).data)
+
+    @extend_schema(request=AgentSerializer, responses={201: AgentSerializer}, summary="Create an agent (manager+)")
+    def post(self, request: Request) -> Response:
+        serializer = AgentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        agent = services.create_agent(org=self.membership.org, **serializer.validated_data, context=self.context())
+        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["agents"])
+class AgentDetailView(AgentQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.AgentAccess]
+
+    @extend_schema(responses=AgentSerializer, summary="Show an agent")
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(AgentSerializer(self.get_agent(pk)).data)
+
+    @extend_schema(request=AgentSerializer, responses=AgentSerializer,
+                   summary="Replace an agent's name, description, instructions and config (manager+)")
+    def put(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=False)
+
+    @extend_schema(request=AgentSerializer, responses=AgentSerializer, summary="Change an agent (manager+)")
+    def patch(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=True)
+
+    def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
+        agent = self.get_agent(pk)
+        serializer = AgentSerializer(agent, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        agent = services.update_agent(agent=agent, changes=serializer.validated_data, context=self.context())
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(responses={204: None}, summary="Delete an agent (manager+)")
+    def delete(self, request: Request, pk: str) -> Response:
+        services.delete_agent(agent=self.get_agent(pk), context=self.context())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["agents"])
+class AgentDeployView(AgentQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.DeployAccess]
+
+    @extend_schema(request=None, responses=AgentSerializer, summary="Deploy an agent (manager+)")
+    def post(self, request: Request, pk: str) -> Response:
+        agent = services.deploy_agent(agent=self.get_agent(pk), context=self.context())
+        return Response(AgentSerializer(agent).data)
+
+
+# --- data sources -------------------------------------------------------------------------------------
+
+
+class DataSourceQuerysetMixin:
+    membership: Membership
+
+    def sources(self) -> QuerySet[DataSource]:
+        return DataSource.objects.of_org(self.membership.org_id).select_related("created_by")
+
+    def get_source(self, pk: str) -> DataSource:
+        return get_in_org(self.sources(), pk)
+
+
+@extend_schema(tags=["data sources"])
+class DataSourceListView(DataSourceQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.DataSourceAccess]
+
+    @extend_schema(responses=DataSourceSerializer(many=True), summary="List the data sources of your organization")
+    def get(self, request: Request) -> Response:
+        return Response(DataSourceSerializer(self.sources(), many=True).data)
+
+    @extend_schema(request=DataSourceSerializer, responses={201: DataSourceSerializer},
+                   summary="Connect a data source (manager+)")
+    def post(self, request: Request) -> Response:
+        serializer = DataSourceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = services.create_data_source(org=self.membership.org, **serializer.validated_data,
+                                             context=self.context())
+        return Response(DataSourceSerializer(source).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["data sources"])
+class DataSourceDetailView(DataSourceQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.DataSourceAccess]
+
+    @extend_schema(responses=DataSourceSerializer, summary="Show a data source")
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(DataSourceSerializer(self.get_source(pk)).data)
+
+    @extend_schema(request=DataSourceSerializer, responses=DataSourceSerializer,
+                   summary="Change a data source's name or config (manager+)")
+    def patch(self, request: Request, pk: str) -> Response:
+        source = self.get_source(pk)
+        serializer = DataSourceSerializer(source, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        source = services.update_data_source(source=source, changes=serializer.validated_data, context=self.context())
+        return Response(DataSourceSerializer(source).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a data source (manager+)")
+    def delete(self, request: Request, pk: str) -> Response:
+        services.delete_data_source(source=self.get_source(pk), context=self.context())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["data sources"])
+class DataSourceSyncView(DataSourceQuerysetMixin, OrgAPIView):
+    permission_classes = [permissions.SyncAccess]
+
+    @extend_schema(request=None, responses=DataSourceSerializer, summary="Synchronize a data source (manager+)")
+    def post(self, request: Request, pk: str) -> Response:
+        source = services.sync_data_source(source=self.get_source(pk), context=self.context())
+        return Response(DataSourceSerializer(source).data)
+
+
+# --- interactions, query, chat -----------------------------------------------------------------------
+
+
+@extend_schema(tags=["interactions"])
+class InteractionListView(OrgAPIView):
+    permission_classes = [permissions.InteractionAccess]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("agent", str, description="Only this agent's interactions."),
+                    OpenApiParameter("kind", str, enum=["query", "chat"]),
+                    OpenApiParameter("limit", int, description="Newest first, at most this many (1–500, 100).")],
+        responses=InteractionSerializer(many=True),
+        summary="List interactions: your own, or your organization's for managers and above",
+    )
+    def get(self, request: Request) -> Response:
+        filters = InteractionFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        qs = permissions.visible_interactions(self.membership).select_related("user")
+        if "agent" in wanted:
+            qs = qs.filter(agent_id=wanted["agent"])
+        if "kind" in wanted:
+            qs = qs.filter(kind=wanted["kind"])
+        return Response(InteractionSerializer(qs[: wanted["limit"]], many=True).data)
+
+
+@extend_schema(tags=["query"])
+class QueryView(OrgAPIView):
+    permission_classes = [permissions.AskAccess]
+
+    @extend_schema(request=QuerySerializer, responses=QueryAnswerSerializer, summary="Ask an agent a question")
+    def post(self, request: Request) -> Response:
+        serializer = QuerySerializer(data=request.data, context={"org": self.membership.org_id})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        interaction = services.ask(org=self.membership.org, agent=data["agent"], question=data["question"],
+                                   context=self.context())
+        return Response({"answer": interaction.answer, "interaction_id": interaction.pk})
+
+
+@extend_schema(tags=["query"])
+class ChatView(OrgAPIView):
+    permission_classes = [permissions.AskAccess]
+
+    @extend_schema(request=ChatSerializer, responses=ChatReplySerializer,
+                   summary="Chat with an agent: it answers the last user message")
+    def post(self, request: Request) -> Response:
+        serializer = ChatSerializer(data=request.data, context={"org": self.membership.org_id})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        interaction = services.chat(org=self.membership.org, agent=data["agent"], messages=data["messages"],
+                                    context=self.context())
+        return Response({"message": {"role": "assistant", "content": interaction.answer},
+                         "interaction_id": interaction.pk})
+
+
+# --- org settings -------------------------------------------------------------------------------------
+
+SETTINGS_DOCUMENT = inline_serializer("OrgSettings", fields={
+    "session": drf_serializers.DictField(), "mfa": drf_serializers.DictField(),
+    "lockout": drf_serializers.DictField(), "ipAllowlist": drf_serializers.ListField(),
+    "sso": drf_serializers.DictField(), "auditRetentionDays": drf_serializers.IntegerField(),
+    "timezone": drf_serializers.CharField(),
+})
+
+
+@extend_schema(tags=["org"])
+class OrgSettingsView(OrgAPIView):
+    permission_classes = [permissions.OrgSettingsAccess]
+
+    @extend_schema(responses=SETTINGS_DOCUMENT, summary="Show your organization's effective settings (admin+)")
+    def get(self, request: Request) -> Response:
+        return Response(policy.effective(self.membership.org))
+
+    @extend_schema(request=SETTINGS_DOCUMENT, responses=SETTINGS_DOCUMENT,
+                   summary="Merge changes into your organization's settings (admin+)")
+    def patch(self, request: Request) -> Response:
+        document: Any = request.data
+        return Response(org_services.update_org_settings(org=self.membership.org, patch=document,
+                                                         context=self.context()))

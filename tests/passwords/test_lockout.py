@@ -41,7 +41,7 @@ def test_five_failures_lock_the_account_and_the_sixth_runs_no_hash(make_user, ha
         assert attempt("ann@example.test", PASSWORD) == "locked"
         assert hashes.count == 5, "a locked account must answer without hashing"
     assert AuditEvent.objects.filter(event="ACCOUNT_LOCKED", email="ann@example.test").count() == 1
-    assert AuditEvent.objects.filter(event="LOGIN_FAILURE").count() == 6
+    assert AuditEvent.objects.filter(event="LOGIN_FAILURE").count() == 5, "refusals while locked write nothing"
 
 
 def test_lock_lasts_fifteen_minutes_then_the_right_password_works(make_user):
@@ -53,6 +53,16 @@ def test_lock_lasts_fifteen_minutes_then_the_right_password_works(make_user):
         assert attempt("ann@example.test", PASSWORD) == "locked"
         now.advance(seconds=2)
         assert attempt("ann@example.test", PASSWORD) == "ok"
+
+
+def test_a_locked_account_is_refused_with_one_store_read_and_no_sql(make_user, django_assert_num_queries):
+    make_user("ann@example.test")
+    for _ in range(5):
+        attempt("ann@example.test")
+    from twig_auth.core.redis import redis_configured
+
+    with django_assert_num_queries(0 if redis_configured() else 1):
+        assert attempt("ann@example.test", PASSWORD) == "locked"
 
 
 def test_locked_error_carries_retry_after_in_seconds(make_user):

@@ -61,6 +61,6 @@ def record(
         details=safe_details,
     )
     entry.save()
-    logger.info("audit %s org=%s user=%s", entry.event, entry.org_id, entry.user_id)
+    logger.debug("audit %s org=%s user=%s", entry.event, entry.org_id, entry.user_id)
     audit_event_recorded.send(sender=AuditEvent, event=entry)
     return entry

@@ -53,7 +53,8 @@ class LockoutStore(Protocol):
     def locked_until_ms(self, key: str, now_ms: int) -> int: ...
 
 
-def _retry(until_ms: int, now_ms: int) -> int:
+def retry_seconds(until_ms: int, now_ms: int) -> int:
+    """Return whole seconds from ``now_ms`` until ``until_ms``, at least 1."""
     return max(1, -(-(until_ms - now_ms) // 1000))
 
 
@@ -95,7 +96,7 @@ class RedisLockoutStore:
         ttl = (max(policy.window_seconds, policy.lock_seconds) + 60) * 1000
         ok, until = self._reserve(keys=[key], args=[now_ms, policy.window_seconds * 1000,
                                                     policy.max_attempts, ttl])
-        return Reservation(True) if ok else Reservation(False, _retry(int(until), now_ms))
+        return Reservation(True) if ok else Reservation(False, retry_seconds(int(until), now_ms))
 
     def fail(self, key: str, now_ms: int, policy: LockoutPolicy) -> bool:
         return bool(self._fail(keys=[key], args=[now_ms, policy.max_attempts, policy.lock_seconds * 1000]))
@@ -127,14 +128,14 @@ class DatabaseLockoutStore:
     def reserve(self, key: str, now_ms: int, policy: LockoutPolicy) -> Reservation:
         row = self._locked_row(key)
         if row.locked_until_ms > now_ms:
-            return Reservation(False, _retry(row.locked_until_ms, now_ms))
+            return Reservation(False, retry_seconds(row.locked_until_ms, now_ms))
         if row.window_ends_ms <= now_ms:
             row.count, row.window_ends_ms = 0, now_ms + policy.window_seconds * 1000
         row.count += 1
         row.locked_until_ms = 0
         row.save(update_fields=["count", "window_ends_ms", "locked_until_ms"])
         if row.count > policy.max_attempts:
-            return Reservation(False, _retry(row.window_ends_ms, now_ms))
+            return Reservation(False, retry_seconds(row.window_ends_ms, now_ms))
         return Reservation(True)
 
     @transaction.atomic
@@ -177,4 +178,4 @@ def is_locked(email: str) -> int:
     """Return the seconds left on a lock of ``email`` (0 when it is not locked)."""
     now = now_ms()
     until = get_store().locked_until_ms(identity_key(email), now)
-    return _retry(until, now) if until else 0
+    return retry_seconds(until, now) if until else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -16,6 +17,8 @@ from twig_auth.exceptions import AccountLocked, InvalidCredentials
 from twig_auth.orgs import policy as org_policy
 from twig_auth.orgs.models import Membership
 from twig_auth.passwords import lockout
+
+logger = logging.getLogger("twig_auth.passwords")
 
 
 def find_user_by_email(email: str) -> Any | None:
@@ -47,20 +50,27 @@ def authenticate_password(*, email: str, password: str, context: RequestContext)
     """Return the user for a correct email and password, or raise.
 
     Raise :class:`AccountLocked` (no hash is run) or :class:`InvalidCredentials` (same answer for
-    unknown emails, inactive users and wrong passwords). Writes ``LOGIN_FAILURE`` and
-    ``ACCOUNT_LOCKED``; the caller writes ``LOGIN_SUCCESS`` once the session exists.
+    unknown emails, inactive users and wrong passwords). Writes ``LOGIN_FAILURE`` for each failed
+    check and ``ACCOUNT_LOCKED`` when the budget runs out; refusals while locked are signalled and
+    logged but not audited one by one. The caller writes ``LOGIN_SUCCESS`` once the session exists.
     """
     email = lockout.normalize_email(email)
     if not email or not password or len(password) > app_settings.PASSWORD_MAX_LENGTH or len(email) > 254:
         _failed(email[:254], "malformed", context)
         raise InvalidCredentials()
-    user = find_user_by_email(email)
-    policy = policy_for(user)
     store = lockout.get_store()
     key = lockout.identity_key(email)
+    # A locked identity is refused on one read: no user query, no policy, no hash, no write.
+    now = lockout.now_ms()
+    locked_until = store.locked_until_ms(key, now)
+    if locked_until:
+        _refused_while_locked(email, context)
+        raise AccountLocked(lockout.retry_seconds(locked_until, now))
+    user = find_user_by_email(email)
+    policy = policy_for(user)
     reservation = store.reserve(key, lockout.now_ms(), policy)
     if not reservation.allowed:
-        _failed(email, "locked", context, user=user)
+        _refused_while_locked(email, context)
         raise AccountLocked(reservation.retry_after)
     if user is None:
         _burn_hash(password)
@@ -79,6 +89,12 @@ def authenticate_password(*, email: str, password: str, context: RequestContext)
 def _failed(email: str, reason: str, context: RequestContext, *, user: Any = None) -> None:
     record(Event.LOGIN_FAILURE, context=context, user=user, email=email, details={"reason": reason})
     signals.login_failed.send(sender=None, email=email, reason=reason, context=context)
+
+
+def _refused_while_locked(email: str, context: RequestContext) -> None:
+    """Signal and log a refusal; no audit row, so a flood against a locked account writes nothing."""
+    logger.info("login refused: account locked (ip=%s)", context.ip)
+    signals.login_failed.send(sender=None, email=email, reason="locked", context=context)
 
 
 def _locked(email: str, user: Any, policy: lockout.LockoutPolicy, context: RequestContext) -> None:

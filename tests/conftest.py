@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
+from twig_auth.apikeys.usage import buffer as usage_buffer
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
@@ -25,6 +26,7 @@ def _clean_stores(settings: Any) -> Iterator[None]:
     if redis_configured():
         get_redis().flushdb()
     yield
+    usage_buffer.take()  # usage of this test's keys must not leak into the next test or process exit
 
 
 _hash_cache: dict[str, str] = {}

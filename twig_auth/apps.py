@@ -11,3 +11,4 @@ class TwigAuthConfig(AppConfig):
 
     def ready(self) -> None:
         from twig_auth import checks  # noqa: F401  (registers the system checks)
+        from twig_auth.apikeys import receivers  # noqa: F401

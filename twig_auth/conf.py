@@ -81,6 +81,12 @@ def _timezone(value: Any) -> str | None:
     return None
 
 
+def _str_list(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) and len(v) >= 16 for v in value):
+        return None
+    return "must be a list of strings of at least 16 characters"
+
+
 def _str(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
 
@@ -124,6 +130,20 @@ SETTINGS: tuple[Setting, ...] = (
             _choice("free", "team", "enterprise")),
     Setting("CLOCK", "twig_auth.core.clock.system_now",
             "Callable returning the current aware datetime; the one clock seam.", _dotted_path),
+    Setting("API_KEY_HASHER", "twig_auth.apikeys.hashers.BcryptKeyHasher",
+            "Class that hashes API key secrets (bcrypt cost 12, or HmacSha256KeyHasher).", _dotted_path),
+    Setting("API_KEY_BCRYPT_ROUNDS", 12, "bcrypt cost of API key hashes.", _int_range(4, 16)),
+    Setting("API_KEY_PEPPERS", [], "HMAC peppers for HmacSha256KeyHasher, newest first (default: SECRET_KEY).",
+            _str_list),
+    Setting("API_KEY_CACHE_SECONDS", 300, "How long a verified key is cached (revocation deletes it at once).",
+            _int_range(1, 3600)),
+    Setting("API_KEY_NEGATIVE_CACHE_SECONDS", 60, "How long a wrong key is remembered as wrong.",
+            _int_range(1, 3600)),
+    Setting("API_KEY_HASHES_PER_MINUTE", 10,
+            "Most hash checks per key id and minute; a wrong-secret flood beyond it is refused unhashed.",
+            _int_range(1, 1000)),
+    Setting("API_KEY_USAGE_FLUSH_SECONDS", 10, "How often buffered usage counts are written to the database.",
+            _int_range(1, 3600)),
     Setting("LOGIN_REDIRECT_URL", "/", "Where a successful login goes when no safe ?next= is given.", _str),
 )
 
@@ -175,9 +195,11 @@ app_settings = AppSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting == "TWIG_AUTH":
         app_settings.reload()
+        from twig_auth.apikeys import hashers
         from twig_auth.core import clock
 
         clock.reset()
+        hashers.reset()
 
 
 def settings_reference_markdown() -> str:

@@ -59,3 +59,24 @@ class Conflict(TwigAuthError):
 
     code = "invalid"
     default_detail = "The change conflicts with the current state."
+
+
+class InvalidApiKey(TwigAuthError):
+    code = "invalid_api_key"
+    default_detail = "The API key is not valid."
+
+
+class EnvironmentMismatch(TwigAuthError):
+    code = "environment_mismatch"
+    default_detail = "This API key is for another environment."
+
+
+class InsufficientScope(TwigAuthError):
+    """The key lacks the scope the endpoint needs; ``required_scope`` names it."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, required_scope: str, detail: str | None = None) -> None:
+        scope = str(required_scope)
+        super().__init__(detail or f"This API key needs the '{scope}' scope for this request.", required_scope=scope)
+        self.required_scope = scope

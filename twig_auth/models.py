@@ -1,7 +1,9 @@
 """Import every capability's models so Django finds them under the one app label ``twig_auth``."""
 
+from twig_auth.apikeys.models import ApiKey, ApiKeyUsage
 from twig_auth.audit.models import AuditEvent
 from twig_auth.orgs.models import Group, GroupMembership, Membership, Organization
 from twig_auth.passwords.models import LoginThrottle
 
-__all__ = ["AuditEvent", "Group", "GroupMembership", "LoginThrottle", "Membership", "Organization"]
+__all__ = ["ApiKey", "ApiKeyUsage", "AuditEvent", "Group", "GroupMembership", "LoginThrottle", "Membership",
+           "Organization"]

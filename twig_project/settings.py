@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "twig_auth.apikeys.middleware.ApiKeyUsageMiddleware",
 ]
 
 ROOT_URLCONF = "twig_project.urls"
@@ -102,7 +103,10 @@ TWIG_AUTH: dict = {"API_MODE": env("TWIG_API_MODE", "live")}
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["twig_auth.contrib.rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "twig_auth.contrib.rest_framework.authentication.ApiKeyAuthentication",
+        "twig_auth.contrib.rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "twig_auth.contrib.rest_framework.exceptions.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["twig_auth.contrib.rest_framework.parsers.JSONParser"],

@@ -13,6 +13,7 @@ urlpatterns = [
     # The admin signs in through the lockout-guarded login page.
     path("admin/login/", RedirectView.as_view(url="/login/", query_string=True)),
     path("admin/", admin.site.urls),
+    path("api/", include("twig_auth.contrib.rest_framework.urls")),
     path("api/", include("twig_project.workspace.urls")),
     path("", include("twig_auth.urls")),
 ]

@@ -14,6 +14,8 @@ CONTRACT_OPERATIONS = {
     ("/api/data-sources/{id}", "get"), ("/api/data-sources/{id}", "patch"), ("/api/data-sources/{id}", "delete"),
     ("/api/data-sources/{id}/sync", "post"), ("/api/interactions", "get"), ("/api/query", "post"),
     ("/api/chat", "post"), ("/api/org/settings", "get"), ("/api/org/settings", "patch"),
+    ("/api/api-keys", "get"), ("/api/api-keys", "post"), ("/api/api-keys/{id}", "delete"),
+    ("/api/api-keys/{id}/roll", "post"), ("/api/api-keys/{id}/usage", "get"),
 }
 
 

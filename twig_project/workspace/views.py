@@ -10,14 +10,11 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from twig_auth.contrib.rest_framework.parsers import JSONParser
-from twig_auth.contrib.rest_framework.permissions import request_membership
-from twig_auth.core.context import RequestContext
+from twig_auth.apikeys.scopes import METHOD_SCOPES, Scope
+from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.orgs import policy
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership
@@ -47,26 +44,10 @@ def get_in_org(queryset: QuerySet[Any], pk: str) -> Any:
     return obj
 
 
-class OrgAPIView(APIView):
-    """Base of every view here: JSON in, the request's membership at hand, errors always in JSON."""
+class OrgAPIView(TwigAPIView):
+    """Base of every view here (see :class:`TwigAPIView`): reads need ``read``, writes ``write``."""
 
-    parser_classes = [JSONParser]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(exc)
-        # The browsable API may render successes for a browser; an error is JSON whatever was accepted.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return response
-
-    @property
-    def membership(self) -> Membership:
-        membership = request_membership(self.request)
-        assert membership is not None, "permission classes admit members only"
-        return membership
-
-    def context(self) -> RequestContext:
-        return RequestContext.from_request(self.request._request, actor=self.request.user)
+    required_scopes = dict(METHOD_SCOPES)
 
 
 # --- agents -------------------------------------------------------------------------------------------
@@ -230,6 +211,7 @@ class InteractionListView(OrgAPIView):
 
 @extend_schema(tags=["query"])
 class QueryView(OrgAPIView):
+    required_scopes = {"POST": Scope.EXECUTE}
     permission_classes = [permissions.AskAccess]
 
     @extend_schema(request=QuerySerializer, responses=QueryAnswerSerializer, summary="Ask an agent a question")
@@ -244,6 +226,7 @@ class QueryView(OrgAPIView):
 
 @extend_schema(tags=["query"])
 class ChatView(OrgAPIView):
+    required_scopes = {"POST": Scope.EXECUTE}
     permission_classes = [permissions.AskAccess]
 
     @extend_schema(request=ChatSerializer, responses=ChatReplySerializer,
@@ -270,6 +253,7 @@ SETTINGS_DOCUMENT = inline_serializer("OrgSettings", fields={
 
 @extend_schema(tags=["org"])
 class OrgSettingsView(OrgAPIView):
+    required_scopes = {"*": Scope.ADMIN}
     permission_classes = [permissions.OrgSettingsAccess]
 
     @extend_schema(responses=SETTINGS_DOCUMENT, summary="Show your organization's effective settings (admin+)")

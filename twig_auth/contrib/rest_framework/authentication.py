@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.utils.functional import SimpleLazyObject
 from rest_framework import authentication
 from rest_framework.request import Request
+
+from twig_auth.apikeys import format as key_format
+from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key
+from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
+from twig_auth.exceptions import InvalidApiKey, TwigAuthError
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
@@ -14,4 +23,54 @@ class SessionAuthentication(authentication.SessionAuthentication):
     """
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+        return BEARER_CHALLENGE
+
+
+class LazyUser(SimpleLazyObject):
+    """The key's creator, loaded from the database only when a view touches more than ``pk``.
+
+    ``is_authenticated`` and ``pk`` answer without a query, so permission checks stay at 0 SQL.
+    """
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user_id: Any) -> None:
+        super().__init__(lambda: get_user_model()._default_manager.get(pk=user_id))
+        self.__dict__["pk"] = self.__dict__["id"] = user_id
+
+
+def _looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("ey")
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer twigsk_live_…``. ``request.user`` is the key's creator (lazy);
+    ``request.auth`` is the :class:`~twig_auth.apikeys.verification.KeyPrincipal`.
+
+    Other Bearer credentials that are not twig keys (JWT access tokens) are left to later authenticators.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, KeyPrincipal] | None:
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if header is None:
+            return None
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer":
+            if key_format.looks_like_key(header.strip()):
+                raise DomainAPIException(InvalidApiKey(
+                    'Send the key as "Authorization: Bearer <key>"; the "Bearer " prefix is missing.'))
+            return None
+        if not credentials.strip():
+            raise DomainAPIException(InvalidApiKey('The Authorization header has no key after "Bearer ".'))
+        if _looks_like_jwt(credentials.strip()):
+            return None
+        try:
+            principal = authenticate_key(credentials)
+        except TwigAuthError as exc:
+            raise DomainAPIException(exc) from None
+        request._request.twig_api_key = principal  # type: ignore[attr-defined]  (read by the usage middleware)
+        return LazyUser(principal.user_id), principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return BEARER_CHALLENGE

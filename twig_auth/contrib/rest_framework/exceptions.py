@@ -21,6 +21,9 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.InvalidInput: 400,
     domain.Conflict: 400,
     domain.InvalidCredentials: 401,
+    domain.InvalidApiKey: 401,
+    domain.EnvironmentMismatch: 401,
+    domain.InsufficientScope: 403,
     domain.AccountLocked: 403,
     domain.PermissionDenied: 403,
     domain.NotFound: 404,
@@ -40,6 +43,19 @@ DRF_CODES: dict[type[drf.APIException], str] = {
 }
 
 BEARER_CHALLENGE = 'Bearer realm="api"'
+
+
+class DomainAPIException(drf.APIException):
+    """Carry a twig_auth domain error through DRF (which only catches ``APIException`` in authenticators)."""
+
+    def __init__(self, error: domain.TwigAuthError) -> None:
+        self.error = error
+        self.status_code = _status_of(error)
+        super().__init__(error.detail, error.code)
+
+
+def _status_of(error: domain.TwigAuthError) -> int:
+    return next((s for cls, s in DOMAIN_STATUS.items() if isinstance(error, cls)), 400)
 
 
 def field_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -70,6 +86,8 @@ def invalid_response(errors: dict[str, list[str]], detail: str | None = None) ->
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map DRF, Django and twig_auth errors to the contract's JSON shape; anything else is a JSON 500."""
+    if isinstance(exc, DomainAPIException):
+        exc = exc.error
     if isinstance(exc, domain.TwigAuthError):
         return _domain_response(exc)
     if isinstance(exc, RequestDataTooBig):
@@ -98,7 +116,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _domain_response(exc: domain.TwigAuthError) -> Response:
     if isinstance(exc, domain.InvalidInput):
         return invalid_response(exc.errors, None if exc.detail == exc.default_detail else exc.detail)
-    status_code = next((s for cls, s in DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
+    status_code = _status_of(exc)
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
     body.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list | bool)})
     response = Response(body, status=status_code)

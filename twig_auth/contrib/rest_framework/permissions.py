@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from twig_auth.apikeys.scopes import Scope, satisfies
+from twig_auth.apikeys.verification import KeyPrincipal
+from twig_auth.contrib.rest_framework.exceptions import DomainAPIException
+from twig_auth.exceptions import InsufficientScope
 from twig_auth.orgs.active import current_membership
 from twig_auth.orgs.roles import Role, role_at_least
 
@@ -118,3 +122,32 @@ class MembersReadManagersWrite(RoleAtLeast):
 
     minimum = Role.MANAGER
     methods = WRITE_METHODS
+
+
+def required_scope(view: Any, method: str) -> str:
+    """Return the scope an API key needs for ``method`` on ``view``.
+
+    A view declares ``required_scopes`` (``{"GET": "read", "POST": "write"}``, or ``{"*": "admin"}``); an
+    endpoint that declares none is outside the scope map and needs ``admin``.
+    """
+    mapping: dict[str, str] | None = getattr(view, "required_scopes", None)
+    if not mapping:
+        return Scope.ADMIN
+    return mapping.get(method) or mapping.get("*") or Scope.ADMIN
+
+
+class HasScope(BasePermission):
+    """For API-key requests, require the endpoint's scope (403 ``insufficient_scope`` naming it).
+
+    Requests authenticated otherwise (a web session) are not scoped; compose with the role classes,
+    which then apply the key creator's role: a key acts as its creator, narrowed by its scopes.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = request.auth
+        if not isinstance(principal, KeyPrincipal):
+            return True
+        needed = required_scope(view, request.method or "GET")
+        if satisfies(principal.scopes, needed):
+            return True
+        raise DomainAPIException(InsufficientScope(needed))

@@ -1,0 +1,1 @@
+"""API keys: format and checksum, hashing, cached verification, scopes, usage, rotation."""

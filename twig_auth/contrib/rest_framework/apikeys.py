@@ -1,0 +1,131 @@
+"""``/api/api-keys``: list, create, revoke, roll, usage. A member manages their own keys; admins all of the org's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import Sum
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from twig_auth.apikeys import services
+from twig_auth.apikeys.models import ApiKey, ApiKeyUsage
+from twig_auth.apikeys.scopes import ALL_SCOPES
+from twig_auth.apikeys.usage import buffer
+from twig_auth.contrib.rest_framework.views import TwigAPIView
+from twig_auth.core import clock
+from twig_auth.orgs.models import Membership
+from twig_auth.orgs.roles import Role
+
+
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    prefix = serializers.CharField(read_only=True)
+    state = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scopes", "environment", "created_at", "created_by", "expires_at",
+                  "last_used_at", "last_used_ip", "revoked_at", "state", "rolled_from"]
+        read_only_fields = fields
+
+    def get_state(self, obj: ApiKey) -> str:
+        return obj.state(clock.now())
+
+    def get_created_by(self, obj: ApiKey) -> str | None:
+        creator = obj.created_by
+        return getattr(creator.user, creator.user.get_email_field_name(), None) if creator else None
+
+
+class CreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100, trim_whitespace=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES), min_length=1, max_length=4)
+    environment = serializers.ChoiceField(choices=["live", "test"])
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class RollSerializer(serializers.Serializer[Any]):
+    expires_in = serializers.IntegerField(min_value=0, max_value=30 * 86400,
+                                          help_text="Seconds the old key keeps working; 0 revokes it now.")
+
+
+NEW_KEY = inline_serializer("NewApiKey", fields={
+    "id": serializers.CharField(), "name": serializers.CharField(), "prefix": serializers.CharField(),
+    "scopes": serializers.ListField(child=serializers.CharField()), "environment": serializers.CharField(),
+    "created_at": serializers.DateTimeField(), "expires_at": serializers.DateTimeField(allow_null=True),
+    "key": serializers.CharField(help_text="The full key. Present in this response only."),
+})
+
+
+def new_key_body(key: ApiKey, plaintext: str) -> dict[str, Any]:
+    return {"id": key.pk, "name": key.name, "prefix": key.prefix, "scopes": key.scopes,
+            "environment": key.environment, "created_at": key.created_at, "expires_at": key.expires_at,
+            "key": plaintext}
+
+
+def visible_keys(membership: Membership) -> Any:
+    qs = ApiKey.objects.filter(org_id=membership.org_id).select_related("created_by__user")
+    return qs if membership.has_role(Role.ADMIN) else qs.filter(created_by_id=membership.pk)
+
+
+class ApiKeyListView(TwigAPIView):
+    @extend_schema(responses=ApiKeySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ApiKeySerializer(visible_keys(self.membership), many=True).data)
+
+    @extend_schema(request=CreateSerializer, responses={201: NEW_KEY})
+    def post(self, request: Request) -> Response:
+        data = self.validated(CreateSerializer, request.data)
+        creator = Membership.objects.select_related("org").get(pk=self.membership.pk)
+        key, plaintext = services.issue_api_key(creator=creator, context=self.context(), **data)
+        return Response(new_key_body(key, plaintext), status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(TwigAPIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, id: str) -> Response:  # noqa: A002
+        key = services.get_manageable(org_id=self.membership.org_id, key_pk=id, context=self.context())
+        services.revoke_api_key(key=key, context=self.context())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiKeyRollView(TwigAPIView):
+    @extend_schema(request=RollSerializer, responses={201: NEW_KEY})
+    def post(self, request: Request, id: str) -> Response:  # noqa: A002
+        data = self.validated(RollSerializer, request.data)
+        key = services.get_manageable(org_id=self.membership.org_id, key_pk=id, context=self.context())
+        new, plaintext = services.roll_api_key(key=key, expires_in=data["expires_in"], context=self.context())
+        return Response(new_key_body(new, plaintext), status=status.HTTP_201_CREATED)
+
+
+def usage_summary(key: ApiKey, days: int = 30) -> dict[str, Any]:
+    """Return requests per day (oldest first, zero-filled) and per endpoint and status for ``key``."""
+    buffer.flush()
+    key.refresh_from_db(fields=["last_used_at", "last_used_ip"])
+    today = clock.now().date()
+    since = today - dt.timedelta(days=days - 1)
+    rows = ApiKeyUsage.objects.filter(key=key, day__gte=since)
+    per_day = dict(rows.values_list("day").annotate(n=Sum("count")).values_list("day", "n"))
+    per_endpoint = (rows.values("endpoint", "status").annotate(count=Sum("count"))
+                    .order_by("-count", "endpoint", "status"))
+    return {
+        "id": key.pk, "last_used_at": key.last_used_at, "last_used_ip": key.last_used_ip,
+        "days": [{"day": since + dt.timedelta(days=i), "count": per_day.get(since + dt.timedelta(days=i), 0)}
+                 for i in range(days)],
+        "endpoints": list(per_endpoint),
+        "total": sum(per_day.values()),
+    }
+
+
+class ApiKeyUsageView(TwigAPIView):
+    @extend_schema(responses=inline_serializer("ApiKeyUsage", fields={
+        "id": serializers.CharField(), "last_used_at": serializers.DateTimeField(allow_null=True),
+        "last_used_ip": serializers.CharField(allow_null=True), "total": serializers.IntegerField(),
+        "days": serializers.ListField(child=serializers.DictField()),
+        "endpoints": serializers.ListField(child=serializers.DictField())}))
+    def get(self, request: Request, id: str) -> Response:  # noqa: A002
+        key = services.get_manageable(org_id=self.membership.org_id, key_pk=id, context=self.context())
+        return Response(usage_summary(key))

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -32,14 +33,14 @@ class UsageBuffer:
         self._counts: Counter[tuple[str, dt.date, str, int]] = Counter()
         self._last: dict[str, tuple[dt.datetime, str | None]] = {}
         self._seen_today: set[tuple[str, dt.date]] = set()
-        self._flushed_at = clock.now()
+        self._flushed_at = time.monotonic()
 
     def add(self, key_pk: str, endpoint: str, status: int, ip: str | None) -> None:
         now = clock.now()
         with self._lock:
             self._counts[(key_pk, now.date(), endpoint[:MAX_ENDPOINT], status)] += 1
             self._last[key_pk] = (now, ip)
-            due = (now - self._flushed_at).total_seconds() >= app_settings.API_KEY_USAGE_FLUSH_SECONDS
+            due = time.monotonic() - self._flushed_at >= app_settings.API_KEY_USAGE_FLUSH_SECONDS
         if due:
             self.flush()
 
@@ -47,7 +48,7 @@ class UsageBuffer:
         with self._lock:
             counts, last = self._counts, self._last
             self._counts, self._last = Counter(), {}
-            self._flushed_at = clock.now()
+            self._flushed_at = time.monotonic()
         return counts, last
 
     def flush(self) -> int:

@@ -10,7 +10,7 @@ from django.urls import URLPattern, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.views import APIView
 
-from twig_project.workspace import schema as _schema  # noqa: F401  (registers the auth scheme)
+from twig_auth.contrib.rest_framework import schema as _schema  # noqa: F401  (registers the auth schemes)
 from twig_project.workspace import views
 
 routes: list[tuple[str, type[APIView], str]] = [

@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import caches
 
 from twig_auth.apikeys.usage import buffer as usage_buffer
+from twig_auth.apikeys.verification import clear_local as clear_local_keys
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
@@ -23,6 +24,7 @@ def _clean_stores(settings: Any) -> Iterator[None]:
     """Every test starts with empty caches and, on the Redis backend, an empty test database."""
     for alias in settings.CACHES:
         caches[alias].clear()
+    clear_local_keys()
     if redis_configured():
         get_redis().flushdb()
     yield

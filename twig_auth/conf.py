@@ -195,11 +195,12 @@ app_settings = AppSettings()
 def _reload(*, setting: str, **kwargs: Any) -> None:
     if setting == "TWIG_AUTH":
         app_settings.reload()
-        from twig_auth.apikeys import hashers
+        from twig_auth.apikeys import hashers, verification
         from twig_auth.core import clock
 
         clock.reset()
         hashers.reset()
+        verification.clear_local()
 
 
 def settings_reference_markdown() -> str:

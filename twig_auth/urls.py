@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from twig_auth.orgs import views as org_views
 from twig_auth.passwords import views
@@ -20,4 +20,5 @@ urlpatterns = [
          name="password_reset_confirm"),
     path("password/reset/complete/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organizations/choose/", org_views.choose_org, name="choose_org"),
+    path("settings/api-keys/", include("twig_auth.apikeys.urls")),
 ]

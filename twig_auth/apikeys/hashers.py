@@ -50,7 +50,10 @@ class BcryptKeyHasher(BaseKeyHasher):
     def verify(self, secret: str, encoded: str) -> bool:
         if not self.handles(encoded):
             return False
-        return bcrypt.checkpw(secret.encode("ascii"), encoded[len("bcrypt$"):].encode("ascii"))
+        try:
+            return bcrypt.checkpw(secret.encode("ascii"), encoded[len("bcrypt$"):].encode("ascii"))
+        except ValueError:  # a damaged stored hash ("Invalid salt") is a mismatch, not a server error
+            return False
 
 
 class HmacSha256KeyHasher(BaseKeyHasher):

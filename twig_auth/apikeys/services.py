@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -22,6 +23,7 @@ from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import Role
 
 MAX_NAME = 100
+_KEY_PK_RE = re.compile(r"[A-Za-z0-9_]{1,32}")
 MAX_LIFETIME_DAYS = 3650
 
 
@@ -91,7 +93,10 @@ def _may_manage(key: ApiKey, context: RequestContext) -> bool:
 
 def get_manageable(*, org_id: int, key_pk: str, context: RequestContext) -> ApiKey:
     """Return the org's key ``key_pk`` if the actor may manage it; other orgs' keys are not found."""
-    key = ApiKey.objects.select_related("created_by", "org").filter(org_id=org_id, pk=str(key_pk)[:32]).first()
+    key_pk = str(key_pk)
+    if not _KEY_PK_RE.fullmatch(key_pk):  # e.g. a NUL byte, which PostgreSQL refuses in the query itself
+        raise NotFound("No such API key.")
+    key = ApiKey.objects.select_related("created_by", "org").filter(org_id=org_id, pk=key_pk).first()
     if key is None:
         raise NotFound("No such API key.")
     if not _may_manage(key, context):
@@ -105,7 +110,7 @@ def revoke_api_key(*, key: ApiKey, context: RequestContext | None = None) -> Api
     if not _may_manage(key, context):
         raise PermissionDenied("Only the key's creator or an admin can revoke this key.")
     with transaction.atomic():
-        key = ApiKey.objects.select_for_update().select_related("org").get(pk=key.pk)
+        key = ApiKey.objects.select_for_update(of=("self",)).select_related("org").get(pk=key.pk)
         if key.revoked_at is None:
             key.revoked_at = clock.now()
             key.revoked_by = context.actor if getattr(context.actor, "pk", None) else None
@@ -124,7 +129,7 @@ def roll_api_key(*, key: ApiKey, expires_in: Any, context: RequestContext | None
     if not _may_manage(key, context):
         raise PermissionDenied("Only the key's creator or an admin can roll this key.")
     with transaction.atomic():
-        old = ApiKey.objects.select_for_update().select_related("created_by__org", "org").get(pk=key.pk)
+        old = ApiKey.objects.select_for_update(of=("self",)).select_related("created_by__org", "org").get(pk=key.pk)
         if old.state(clock.now()) != "active":
             raise InvalidInput({"id": ["Only an active key can be rolled."]})
         if old.created_by is None:

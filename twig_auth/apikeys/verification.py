@@ -25,6 +25,7 @@ from functools import cached_property
 from typing import Any
 
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.locmem import LocMemCache
 
 from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.hashers import verify_any
@@ -41,6 +42,7 @@ NEGATIVE = "x"
 LOCK_SECONDS = 5
 WAIT_STEP = 0.01
 INVALID = "The API key is not valid: it is unknown, revoked or expired."
+LOCAL_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,28 @@ def _tomb(key_id: str) -> str:
     return f"twig:ak:t:{key_id}"
 
 
+# An in-process first level, used only in front of the local-memory cache. That cache is per process
+# already, so this changes nothing about revocation (``invalidate`` clears both in the same call); it
+# only skips the pickling. In front of Redis there is none: every worker must see a revocation at once.
+_local: dict[str, tuple[KeyPrincipal, float]] = {}
+_local_digest: dict[str, str] = {}  # key id -> digest, so invalidation never depends on a culled index
+
+
+def _remember(cache: BaseCache, digest: str, principal: KeyPrincipal) -> None:
+    if not isinstance(cache, LocMemCache):
+        return
+    if len(_local) >= LOCAL_MAX:
+        clear_local()
+    _local[digest] = (principal, time.monotonic() + app_settings.API_KEY_CACHE_SECONDS)
+    _local_digest[principal.key_id] = digest
+
+
+def clear_local() -> None:
+    """Forget the in-process first level (tests; settings changes)."""
+    _local.clear()
+    _local_digest.clear()
+
+
 def authenticate_key(raw: str) -> KeyPrincipal:
     """Return the principal of a valid key, or raise :class:`InvalidApiKey` / :class:`EnvironmentMismatch`."""
     try:
@@ -116,17 +140,23 @@ def authenticate_key(raw: str) -> KeyPrincipal:
     if parsed.environment != mode:
         raise EnvironmentMismatch(f"This is a {parsed.environment} key, but this deployment runs in {mode} mode.")
     digest = digest_of(parsed.full)
+    local = _local.get(digest)
+    if local is not None and local[1] > time.monotonic():
+        return _unexpired(local[0])
     cache = _cache()
     cached = cache.get(_entry(digest))
-    if cached is not None:
-        return _from_cache(cached)
-    return _verify_cold(parsed, digest, cache)
+    principal = _from_cache(cached) if cached is not None else _verify_cold(parsed, digest, cache)
+    _remember(cache, digest, principal)
+    return principal
 
 
 def _from_cache(cached: Any) -> KeyPrincipal:
     if cached == NEGATIVE:
         raise InvalidApiKey(INVALID)
-    principal = KeyPrincipal(*cached)
+    return _unexpired(KeyPrincipal(*cached))
+
+
+def _unexpired(principal: KeyPrincipal) -> KeyPrincipal:
     if principal.expires_at is not None and principal.expires_at <= clock.now().timestamp():
         raise InvalidApiKey("The API key has expired.")
     return principal
@@ -139,6 +169,9 @@ def _verify_cold(parsed: key_format.ParsedKey, digest: str, cache: BaseCache) ->
         if cached is not None:
             return _from_cache(cached)
     try:
+        cached = cache.get(_entry(digest))  # another verifier may have finished between our miss and the lock
+        if cached is not None:
+            return _from_cache(cached)
         return _lookup_and_hash(parsed, digest, cache)
     finally:
         cache.delete(lock)
@@ -231,6 +264,8 @@ def invalidate(key_ids: Iterable[str], *, revoked: bool = False) -> None:
     key_ids = list(key_ids)
     if not key_ids:
         return
+    for key_id in key_ids:
+        _local.pop(_local_digest.pop(key_id, ""), None)
     cache = _cache()
     if revoked:
         cache.set_many({_tomb(k): 1 for k in key_ids}, app_settings.API_KEY_CACHE_SECONDS + 60)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from django.db.models import Sum
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from twig_auth.apikeys import services
-from twig_auth.apikeys.models import ApiKey, ApiKeyUsage
+from twig_auth.apikeys.models import ApiKey
+from twig_auth.apikeys.queries import usage_summary, visible_keys
 from twig_auth.apikeys.scopes import ALL_SCOPES
-from twig_auth.apikeys.usage import buffer
 from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.core import clock
 from twig_auth.orgs.models import Membership
-from twig_auth.orgs.roles import Role
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
@@ -66,11 +63,6 @@ def new_key_body(key: ApiKey, plaintext: str) -> dict[str, Any]:
             "key": plaintext}
 
 
-def visible_keys(membership: Membership) -> Any:
-    qs = ApiKey.objects.filter(org_id=membership.org_id).select_related("created_by__user")
-    return qs if membership.has_role(Role.ADMIN) else qs.filter(created_by_id=membership.pk)
-
-
 class ApiKeyListView(TwigAPIView):
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -99,25 +91,6 @@ class ApiKeyRollView(TwigAPIView):
         key = services.get_manageable(org_id=self.membership.org_id, key_pk=id, context=self.context())
         new, plaintext = services.roll_api_key(key=key, expires_in=data["expires_in"], context=self.context())
         return Response(new_key_body(new, plaintext), status=status.HTTP_201_CREATED)
-
-
-def usage_summary(key: ApiKey, days: int = 30) -> dict[str, Any]:
-    """Return requests per day (oldest first, zero-filled) and per endpoint and status for ``key``."""
-    buffer.flush()
-    key.refresh_from_db(fields=["last_used_at", "last_used_ip"])
-    today = clock.now().date()
-    since = today - dt.timedelta(days=days - 1)
-    rows = ApiKeyUsage.objects.filter(key=key, day__gte=since)
-    per_day = dict(rows.values_list("day").annotate(n=Sum("count")).values_list("day", "n"))
-    per_endpoint = (rows.values("endpoint", "status").annotate(count=Sum("count"))
-                    .order_by("-count", "endpoint", "status"))
-    return {
-        "id": key.pk, "last_used_at": key.last_used_at, "last_used_ip": key.last_used_ip,
-        "days": [{"day": since + dt.timedelta(days=i), "count": per_day.get(since + dt.timedelta(days=i), 0)}
-                 for i in range(days)],
-        "endpoints": list(per_endpoint),
-        "total": sum(per_day.values()),
-    }
 
 
 class ApiKeyUsageView(TwigAPIView):

@@ -35,6 +35,9 @@ class LazyUser(SimpleLazyObject):
     is_authenticated = True
     is_anonymous = False
 
+    def __bool__(self) -> bool:  # DRF's IsAuthenticated tests ``bool(request.user)``: answer without a query
+        return True
+
     def __init__(self, user_id: Any) -> None:
         super().__init__(lambda: get_user_model()._default_manager.get(pk=user_id))
         self.__dict__["pk"] = self.__dict__["id"] = user_id

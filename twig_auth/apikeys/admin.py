@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from twig_auth.apikeys import services
 from twig_auth.apikeys.models import ApiKey, ApiKeyUsage
 from twig_auth.core import clock
+from twig_auth.core.admin import ReadOnlyAdminMixin
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import TwigAuthError
 
@@ -43,7 +44,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "prefix", "org", "creator", "environment", "state", "created_at", "last_used_at")
     list_filter = ("org", "environment", StateFilter)
     search_fields = ("name", "key_id", "=id")
@@ -76,15 +77,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         url = reverse("admin:twig_auth_apikeyusage_changelist") + f"?key__id__exact={obj.pk}"
         return format_html('<a href="{}">Requests per day and endpoint</a>', url)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Deleting would skip the audit event and the cache invalidation: revoke instead.
-        return False
+    # No delete (ReadOnlyAdminMixin): deleting would skip the audit event and the cache invalidation.
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("twig_auth.change_apikey"))
@@ -110,7 +103,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKeyUsage)
-class ApiKeyUsageAdmin(admin.ModelAdmin):
+class ApiKeyUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("day", "key", "endpoint", "status", "count")
     list_filter = (("day", admin.DateFieldListFilter), "status", "key__org")
     search_fields = ("endpoint", "key__name", "key__key_id")
@@ -121,14 +114,3 @@ class ApiKeyUsageAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKeyUsage]:
         return super().get_queryset(request).select_related("key").defer("key__hashed_secret")
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in ApiKeyUsage._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -14,6 +14,7 @@ from twig_auth.apikeys.verification import clear_local as clear_local_keys
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
+from twig_auth.usersessions.policy import forget_policies as forget_session_policies
 
 PASSWORD = "Correct-Horse-9!"
 _seq = itertools.count(1)
@@ -25,6 +26,7 @@ def _clean_stores(settings: Any) -> Iterator[None]:
     for alias in settings.CACHES:
         caches[alias].clear()
     clear_local_keys()
+    forget_session_policies()
     if redis_configured():
         get_redis().flushdb()
     yield

@@ -144,6 +144,19 @@ SETTINGS: tuple[Setting, ...] = (
             _int_range(1, 1000)),
     Setting("API_KEY_USAGE_FLUSH_SECONDS", 10, "How often buffered usage counts are written to the database.",
             _int_range(1, 3600)),
+    Setting("SESSION_SIGNING_KEYS", [],
+            "Secrets that sign twig_session cookies, newest first; all verify (default: SECRET_KEY).", _str_list),
+    Setting("SESSION_RENEW_WITHIN_SECONDS", 3600,
+            "Re-issue the session cookie silently when less than this much of its life is left.",
+            _int_range(60, 86400)),
+    Setting("SESSION_ACTIVITY_WRITE_SECONDS", 300,
+            "Write a session's last activity to the database at most this often.", _int_range(1, 86400)),
+    Setting("JWT_SIGNING_KEYS", [],
+            "HS256 secrets of access tokens, newest first: the first signs, all verify (default: derived from "
+            "SECRET_KEY).", _str_list),
+    Setting("ACCESS_TOKEN_SECONDS", 3600, "Lifetime of a JWT access token.", _int_range(60, 86400)),
+    Setting("REFRESH_TOKEN_SECONDS", 86400 * 30, "Lifetime of a refresh token (each use rotates it).",
+            _int_range(3600, 86400 * 365)),
     Setting("LOGIN_REDIRECT_URL", "/", "Where a successful login goes when no safe ?next= is given.", _str),
 )
 
@@ -197,10 +210,15 @@ def _reload(*, setting: str, **kwargs: Any) -> None:
         app_settings.reload()
         from twig_auth.apikeys import hashers, verification
         from twig_auth.core import clock
+        from twig_auth.tokens import jwt
 
         clock.reset()
+        jwt.reset()
         hashers.reset()
         verification.clear_local()
+        from twig_auth.usersessions.policy import forget_policies
+
+        forget_policies()
 
 
 def settings_reference_markdown() -> str:

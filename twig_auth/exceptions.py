@@ -80,3 +80,22 @@ class InsufficientScope(TwigAuthError):
         scope = str(required_scope)
         super().__init__(detail or f"This API key needs the '{scope}' scope for this request.", required_scope=scope)
         self.required_scope = scope
+
+
+class InvalidToken(TwigAuthError):
+    """An access or refresh token that is malformed, tampered with, signed by an unknown key, or revoked."""
+
+    code = "invalid_token"
+    default_detail = "The token is not valid."
+
+
+class TokenExpired(TwigAuthError):
+    code = "token_expired"
+    default_detail = "The token has expired."
+
+
+class TokenReused(TwigAuthError):
+    """A refresh token presented a second time; its whole family has been revoked."""
+
+    code = "token_reused"
+    default_detail = "This refresh token was already used; every token of its family has been revoked."

@@ -21,4 +21,6 @@ urlpatterns = [
     path("password/reset/complete/", views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("organizations/choose/", org_views.choose_org, name="choose_org"),
     path("settings/api-keys/", include("twig_auth.apikeys.urls")),
+    path("settings/sessions/", include("twig_auth.usersessions.urls")),
+    path("settings/security/", org_views.security_settings, name="security_settings"),
 ]

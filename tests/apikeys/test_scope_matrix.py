@@ -85,8 +85,9 @@ def test_the_matrix_covers_every_api_route():
             found |= walk(p.url_patterns, route) if hasattr(p, "url_patterns") else {route}
         return found
 
+    # /api/auth/* authenticate by password, refresh token or session, not by key scopes (see test_auth_routes_*)
     api = {r for r in walk(get_resolver().url_patterns) if r.startswith("api/") and not r.endswith("/")
-           and not r.startswith(("api/schema", "api/docs"))}
+           and not r.startswith(("api/schema", "api/docs", "api/auth/"))}
     normalized = {r.replace("<str:pk>", "{x}").replace("<str:id>", "{x}") for r in api}
     covered = {r.path[1:].replace("{agent}", "{x}").replace("{source}", "{x}").replace("{key}", "{x}")
                for r in ROUTES}
@@ -152,3 +153,12 @@ def test_scope_matrix(client, owner, fresh_ids, route):
         outcomes[",".join(sorted(scopes))] = response.status_code
     allowed_sets = sum(1 for s in SCOPE_SETS if route.scope in s or "admin" in s)
     assert sum(1 for code in outcomes.values() if code == route.ok) == allowed_sets, outcomes
+
+
+def test_auth_routes_are_outside_the_scope_map(client, owner):
+    """Token and logout endpoints take credentials, not key scopes: a read-only key gets no 403 there."""
+    from twig_auth.apikeys.services import issue_api_key
+
+    _, plaintext = issue_api_key(creator=owner, name="read", scopes=["read"], environment="live")
+    response = client.delete("/api/auth/logout", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert response.status_code == 204

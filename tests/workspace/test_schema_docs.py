@@ -16,6 +16,8 @@ CONTRACT_OPERATIONS = {
     ("/api/chat", "post"), ("/api/org/settings", "get"), ("/api/org/settings", "patch"),
     ("/api/api-keys", "get"), ("/api/api-keys", "post"), ("/api/api-keys/{id}", "delete"),
     ("/api/api-keys/{id}/roll", "post"), ("/api/api-keys/{id}/usage", "get"),
+    ("/api/auth/token", "post"), ("/api/auth/token/refresh", "post"), ("/api/auth/token/revoke", "post"),
+    ("/api/auth/logout", "delete"),
 }
 
 

@@ -27,7 +27,7 @@ class RequestContext:
         if user is not None and not getattr(user, "is_authenticated", False):
             user = None
         session = getattr(request, "session", None)
-        session_key = getattr(session, "session_key", None) or ""
+        session_key = getattr(session, "record_key", None) or getattr(session, "session_key", None) or ""
         mfa_used = bool(session.get("twig_mfa_used", False)) if session is not None else False
         return cls(actor=user, ip=client_ip(request), user_agent=user_agent(request),
                    session_id=session_key, mfa_used=mfa_used)

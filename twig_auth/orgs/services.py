@@ -162,6 +162,9 @@ def update_org_settings(*, org: Organization, patch: Any, context: RequestContex
     org.save(update_fields=["settings"])
     record(Event.ORG_SETTINGS_CHANGED, context=context, org=org, target=org,
            details={"changed": sorted(clean)})
+    from twig_auth.usersessions.policy import forget_policies
+
+    forget_policies()
     return policy.effective(org)
 
 

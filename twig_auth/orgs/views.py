@@ -1,4 +1,4 @@
-"""Choose or switch the active organization."""
+"""Choose or switch the active organization; the org's security settings page."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from twig_auth.exceptions import PermissionDenied
+from twig_auth.core.context import RequestContext
+from twig_auth.exceptions import InvalidInput, PermissionDenied
+from twig_auth.orgs import policy
 from twig_auth.orgs.active import current_membership, memberships_of, switch_org
+from twig_auth.orgs.roles import Role
+from twig_auth.orgs.services import update_org_settings
 from twig_auth.passwords.views import safe_next
+from twig_auth.usersessions.forms import SecuritySettingsForm, changed
 
 
 @login_required
@@ -28,3 +35,38 @@ def choose_org(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(safe_next(request))
     return render(request, "twig_auth/orgs/choose.html", {
         "memberships": memberships, "current": current_membership(request), "next": safe_next(request, "")})
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def security_settings(request: HttpRequest) -> HttpResponse:
+    """Settings → Security: the active org's session, lockout and MFA policies (admins and above)."""
+    membership = current_membership(request)
+    if membership is None or not membership.has_role(Role.ADMIN):
+        return render(request, "twig_auth/usersessions/forbidden.html", {
+            "message": "Only admins of the organization can change its security settings."}, status=403)
+    org = membership.org
+    current = policy.effective(org)
+    if request.method != "POST":
+        form = SecuritySettingsForm(initial=SecuritySettingsForm.initial_from(current))
+        return render(request, "twig_auth/orgs/security.html", {"form": form, "membership": membership})
+    form = SecuritySettingsForm(request.POST)
+    status = 200
+    if form.is_valid():
+        patch = changed(form.document(), current)
+        if not patch:
+            messages.info(request, "Nothing changed.")
+            return HttpResponseRedirect(reverse("twig_auth:security_settings"))
+        try:
+            update_org_settings(org=org, patch=patch, context=RequestContext.from_request(request))
+        except InvalidInput as exc:
+            form.add_service_errors(exc.errors)
+        except PermissionDenied as exc:
+            form.add_error(None, exc.detail)
+            status = 403
+        else:
+            messages.success(request, f"Security settings of {org.name} were saved.")
+            return HttpResponseRedirect(reverse("twig_auth:security_settings"))
+    form.focus_first_error()
+    return render(request, "twig_auth/orgs/security.html", {"form": form, "membership": membership}, status=status)

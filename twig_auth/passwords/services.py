@@ -110,7 +110,11 @@ def record_login(*, user: Any, org: Any, context: RequestContext, method: str = 
 
 
 def record_logout(*, user: Any, org: Any, context: RequestContext) -> None:
+    """Write ``LOGOUT`` and revoke the user's refresh-token families (the caller ends the web session)."""
+    from twig_auth.tokens.services import revoke_user_tokens
+
     record(Event.LOGOUT, context=context, org=org, user=user)
+    revoke_user_tokens(user)
 
 
 def unlock(*, email: str, context: RequestContext | None = None) -> bool:
@@ -130,3 +134,10 @@ def record_password_changed(*, user: Any, context: RequestContext, via: str) -> 
     email = lockout.normalize_email(getattr(user, user.get_email_field_name(), ""))
     lockout.get_store().succeed(lockout.identity_key(email))
     record(Event.PASSWORD_RESET if via == "reset" else Event.PASSWORD_CHANGED, context=context, user=user)
+    from twig_auth.tokens.services import revoke_user_tokens
+
+    revoke_user_tokens(user)
+    from twig_auth.usersessions.policy import end_user_sessions
+
+    end_user_sessions(user, reason="password_changed", keep=context.session_id or None, actor=context.actor,
+                      ip=context.ip)

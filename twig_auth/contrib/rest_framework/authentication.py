@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, empty
 from rest_framework import authentication
 from rest_framework.request import Request
 
@@ -13,6 +14,7 @@ from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key
 from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
 from twig_auth.exceptions import InvalidApiKey, TwigAuthError
+from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
@@ -39,8 +41,15 @@ class LazyUser(SimpleLazyObject):
         return True
 
     def __init__(self, user_id: Any) -> None:
-        super().__init__(lambda: get_user_model()._default_manager.get(pk=user_id))
-        self.__dict__["pk"] = self.__dict__["id"] = user_id
+        # What SimpleLazyObject.__init__ does, written straight into __dict__: built on every API request.
+        state = self.__dict__
+        state["_setupfunc"] = partial(_load_user, user_id)
+        state["_wrapped"] = empty
+        state["pk"] = state["id"] = user_id
+
+
+def _load_user(user_id: Any) -> Any:
+    return get_user_model()._default_manager.get(pk=user_id)
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -73,6 +82,33 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
         request._request.twig_api_key = principal  # type: ignore[attr-defined]  (read by the usage middleware)
+        return LazyUser(principal.user_id), principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return BEARER_CHALLENGE
+
+
+class JwtAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <access token>`` (a JWT from ``POST /api/auth/token``).
+
+    0 SQL queries and one cache ``get`` (the family's revocation marker). ``request.user`` is a lazy user
+    loaded only when a view needs more than its ``pk``; ``request.auth`` is the
+    :class:`~twig_auth.tokens.verification.AccessPrincipal`, whose ``membership`` is what the permission
+    classes use. Tokens are not scoped: :class:`HasScope` restricts API keys only.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, AccessPrincipal] | None:
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if header is None:
+            return None
+        scheme, _, credentials = header.partition(" ")
+        token = credentials.strip()
+        if scheme.lower() != "bearer" or not _looks_like_jwt(token):
+            return None
+        try:
+            principal = authenticate_access_token(token)
+        except TwigAuthError as exc:
+            raise DomainAPIException(exc) from None
         return LazyUser(principal.user_id), principal
 
     def authenticate_header(self, request: Request) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from twig_auth.contrib.rest_framework import apikeys
+from twig_auth.contrib.rest_framework import apikeys, sessions, tokens
 
 urlpatterns = [
+    path("auth/token", tokens.TokenObtainView.as_view(), name="twig-token"),
+    path("auth/token/refresh", tokens.TokenRefreshView.as_view(), name="twig-token-refresh"),
+    path("auth/token/revoke", tokens.TokenRevokeView.as_view(), name="twig-token-revoke"),
+    path("auth/logout", sessions.LogoutView.as_view(), name="twig-logout"),
     path("api-keys", apikeys.ApiKeyListView.as_view(), name="twig-api-keys"),
     path("api-keys/<str:id>", apikeys.ApiKeyDetailView.as_view(), name="twig-api-key"),
     path("api-keys/<str:id>/roll", apikeys.ApiKeyRollView.as_view(), name="twig-api-key-roll"),

@@ -1,0 +1,135 @@
+"""``POST /api/auth/token``, ``/api/auth/token/refresh`` and ``/api/auth/token/revoke``. Thin: validate, call a
+service, answer JSON. Open to anonymous callers and throttled per IP like the login form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.views.decorators.debug import sensitive_variables
+from rest_framework import serializers
+from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from twig_auth.conf import app_settings
+from twig_auth.contrib.rest_framework.parsers import JSONParser
+from twig_auth.core.context import RequestContext
+from twig_auth.exceptions import PermissionDenied
+from twig_auth.orgs.models import Membership
+from twig_auth.passwords import services as password_services
+from twig_auth.passwords.views import ip_throttled
+from twig_auth.tokens import services
+
+THROTTLE_GROUP = "twig_auth.token"
+THROTTLE_WAIT = 60
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers, booleans and the like instead of turning them into strings."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TokenRequest(serializers.Serializer[Any]):
+    email = StrictCharField(max_length=254)
+    password = StrictCharField(max_length=1024, trim_whitespace=False)
+    otp = StrictCharField(max_length=16, required=False, allow_blank=True)
+    org = StrictCharField(max_length=50, required=False, help_text="Slug of the org to act in (default: the first).")
+
+
+class RefreshRequest(serializers.Serializer[Any]):
+    refresh_token = StrictCharField(max_length=services.REFRESH_MAX_LENGTH)
+
+
+class RevokeRequest(serializers.Serializer[Any]):
+    token = StrictCharField(max_length=8192)
+    token_type_hint = StrictCharField(max_length=32, required=False)
+
+
+class TokenPair(serializers.Serializer[Any]):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+class _TokenView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    serializer_class: type[serializers.Serializer[Any]]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST" and ip_throttled(request._request, THROTTLE_GROUP, app_settings.LOGIN_IP_RATE):
+            raise Throttled(wait=THROTTLE_WAIT, detail="Too many attempts from your network. Wait a minute.")
+
+    def validated(self, request: Request) -> dict[str, Any]:
+        serializer = self.serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def context(self, request: Request, actor: Any = None) -> RequestContext:
+        return RequestContext.from_request(request._request, actor=actor)
+
+
+def choose_membership(user: Any, slug: str | None) -> Membership:
+    """Return the membership a token acts as: the org named by ``slug``, else the user's first membership."""
+    memberships = Membership.objects.filter(user=user).select_related("org").order_by("created_at", "pk")
+    if slug:
+        membership = memberships.filter(org__slug=slug).first()
+        if membership is None:
+            raise PermissionDenied("You are not a member of that organization.")
+        return membership
+    membership = memberships.first()
+    if membership is None:
+        raise PermissionDenied("You are not a member of any organization.")
+    return membership
+
+
+class TokenObtainView(_TokenView):
+    """Exchange email and password for an access token (1 hour) and a refresh token (30 days)."""
+
+    serializer_class = TokenRequest
+
+    @sensitive_variables("data")
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        context = self.context(request)
+        user = password_services.authenticate_password(email=data["email"], password=data["password"],
+                                                       context=context)
+        membership = choose_membership(user, data.get("org"))
+        context = self.context(request, actor=user)
+        pair = services.issue_tokens(user=user, membership=membership, context=context)
+        password_services.record_login(user=user, org=membership.org, context=context, method="token")
+        return Response(pair)
+
+
+class TokenRefreshView(_TokenView):
+    """Rotate a refresh token: the presented one is consumed and a new pair returned."""
+
+    serializer_class = RefreshRequest
+
+    @sensitive_variables("data")
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        return Response(services.refresh(refresh_token=data["refresh_token"], context=self.context(request)))
+
+
+class TokenRevokeView(_TokenView):
+    """Revoke a refresh or access token and its family (RFC 7009): always 200, unknown tokens included."""
+
+    serializer_class = RevokeRequest
+
+    @sensitive_variables("data")
+    def post(self, request: Request) -> Response:
+        data = self.validated(request)
+        services.revoke(token=data["token"], context=self.context(request))
+        return Response({})

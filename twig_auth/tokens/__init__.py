@@ -1,0 +1,1 @@
+"""JWT access tokens and rotating refresh-token families for API clients."""

@@ -1,0 +1,1 @@
+"""Web sessions: the ``twig_session`` JWT cookie naming a revocable server-side session record."""

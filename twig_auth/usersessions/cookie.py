@@ -6,18 +6,20 @@ from django.conf import settings
 
 from twig_auth.core import clock, signing
 
+TOKEN_TYPE = "session"
 
-def signing_keys() -> list[str]:
+
+def keyring() -> signing.Keyring:
     from twig_auth.conf import app_settings
 
-    return list(app_settings.SESSION_SIGNING_KEYS) or [settings.SECRET_KEY]
+    return signing.keyring(tuple(app_settings.SESSION_SIGNING_KEYS) or (settings.SECRET_KEY,))
 
 
 def issue(session_key: str, timeout: int) -> tuple[str, int]:
     """Return a signed cookie value naming ``session_key`` and its expiry (Unix time)."""
     now = int(clock.now().timestamp())
     exp = now + timeout
-    return signing.encode({"sid": session_key, "iat": now, "exp": exp, "typ": "session"}, signing_keys()), exp
+    return keyring().encode({"sid": session_key, "iat": now, "exp": exp, "typ": TOKEN_TYPE}), exp
 
 
 def read(raw: str | None) -> tuple[str | None, float]:
@@ -25,10 +27,10 @@ def read(raw: str | None) -> tuple[str | None, float]:
     if not raw:
         return None, 0
     try:
-        claims = signing.decode(raw, signing_keys(), required=("exp", "iat", "sid"))
+        claims = keyring().decode(raw, typ=TOKEN_TYPE, required=("exp", "iat", "sid"))
     except signing.TokenError:
         return None, 0
-    if claims.get("typ") != "session" or not isinstance(claims.get("sid"), str):
+    if not isinstance(claims.get("sid"), str):
         return None, 0
     return claims["sid"], float(claims["exp"])
 

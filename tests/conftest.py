@@ -22,7 +22,12 @@ _seq = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _clean_stores(settings: Any) -> Iterator[None]:
-    """Every test starts with empty caches and, on the Redis backend, an empty test database."""
+    """Every test starts with empty caches and, on the Redis backend, an empty test database.
+
+    API-key usage is flushed only when a test asks (``buffer.flush()``): a timed flush landing inside a
+    slow test would add queries to a request whose query count that test asserts.
+    """
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "API_KEY_USAGE_FLUSH_SECONDS": 3600}
     for alias in settings.CACHES:
         caches[alias].clear()
     clear_local_keys()

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
-from functools import cached_property
 from typing import Any
 
 from django.core.cache import BaseCache, caches
@@ -34,7 +33,7 @@ from twig_auth.apikeys.scopes import allowed_for
 from twig_auth.conf import app_settings
 from twig_auth.core import clock
 from twig_auth.exceptions import EnvironmentMismatch, InvalidApiKey
-from twig_auth.orgs.roles import role_at_least
+from twig_auth.orgs.principal import PrincipalMembership
 
 logger = logging.getLogger("twig_auth.apikeys")
 
@@ -61,31 +60,14 @@ class KeyPrincipal:
     name: str
 
     @property
-    def membership(self) -> KeyMembership:
-        return KeyMembership(self)
+    def membership(self) -> PrincipalMembership:
+        return PrincipalMembership(self)
 
     @property
     def prefix(self) -> str:
         return f"{key_format.PREFIX}{self.environment}_{self.key_id}"
 
 
-class KeyMembership:
-    """The creator's membership as the key sees it: role and org ids without a query; ``org`` loads lazily."""
-
-    def __init__(self, principal: KeyPrincipal) -> None:
-        self.pk = self.id = principal.membership_id
-        self.org_id = principal.org_id
-        self.user_id = principal.user_id
-        self.role = principal.role
-
-    def has_role(self, minimum: str) -> bool:
-        return role_at_least(self.role, minimum)
-
-    @cached_property
-    def org(self) -> Any:
-        from twig_auth.orgs.models import Organization
-
-        return Organization.objects.get(pk=self.org_id)
 
 
 def _cache() -> BaseCache:

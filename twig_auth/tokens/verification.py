@@ -9,7 +9,6 @@ an API-key request makes its own single round trip instead, never both.
 from __future__ import annotations
 
 import threading
-from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
@@ -19,7 +18,7 @@ from django.dispatch import receiver
 
 from twig_auth.conf import app_settings
 from twig_auth.exceptions import InvalidToken
-from twig_auth.orgs.roles import role_at_least
+from twig_auth.orgs.principal import PrincipalMembership
 from twig_auth.tokens import jwt
 
 REVOKED = "The token has been revoked."
@@ -74,27 +73,10 @@ class AccessPrincipal(NamedTuple):
     expires_at: int
 
     @property
-    def membership(self) -> TokenMembership:
-        return TokenMembership(self)
+    def membership(self) -> PrincipalMembership:
+        return PrincipalMembership(self)
 
 
-class TokenMembership:
-    """The membership named by the token: ids and role without a query; ``org`` loads lazily."""
-
-    def __init__(self, principal: AccessPrincipal) -> None:
-        self.pk = self.id = principal.membership_id
-        self.org_id = principal.org_id
-        self.user_id = principal.user_id
-        self.role = principal.role
-
-    def has_role(self, minimum: str) -> bool:
-        return role_at_least(self.role, minimum)
-
-    @cached_property
-    def org(self) -> Any:
-        from twig_auth.orgs.models import Organization
-
-        return Organization.objects.get(pk=self.org_id)
 
 
 def principal_of(claims: dict[str, Any]) -> AccessPrincipal:

@@ -95,3 +95,13 @@ def test_demo_user_can_use_the_api(client):
     response = client.post("/api/query", {"agent": support["id"], "question": "Where is my refund?"},
                            content_type="application/json")
     assert response.json()["answer"] == "Refunds take 5 business days."
+
+
+def test_the_demo_owner_can_open_the_admin(db, client):
+    from django.core.management import call_command
+
+    call_command("twig_demo", "--password", "Correct-Horse-9!", verbosity=0)
+    response = client.post("/login/", {"email": "owner@acme.test", "password": "Correct-Horse-9!"})
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/twig_auth/auditevent/").status_code == 200

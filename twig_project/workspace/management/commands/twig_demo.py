@@ -64,6 +64,9 @@ DEMO: tuple[DemoOrg, ...] = (
 )
 
 
+OPERATOR = "owner@acme.test"  # also a Django superuser, to explore the admin
+
+
 class Command(BaseCommand):
     help = ("Create the demo organizations acme (enterprise) and free-co (free) with their members, agents and "
             "data sources. Idempotent: re-running changes nothing but the password when another is given.")
@@ -123,6 +126,11 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save(update_fields=["password"])
             self._note(f"set the password of {email}")
+        if email == OPERATOR and not (user.is_staff and user.is_superuser):
+            # so a first-time visitor can open the Django admin as well
+            user.is_staff = user.is_superuser = True
+            user.save(update_fields=["is_staff", "is_superuser"])
+            self._note(f"made {email} a Django admin operator")
         return user
 
     def _note(self, message: str) -> None:

@@ -340,3 +340,22 @@ def test_hostile_security_input_is_refused_cleanly(org: Any, admin: Any, value: 
     assert field_errors(response, "session_timeout")
     assert "<script>alert(1)</script>" not in text(response)
     assert not (Organization.objects.get(pk=org.pk).settings or {}).get("session")
+
+
+def test_admin_signing_a_member_out_everywhere_ends_their_api_tokens(org, make_member):
+    from django.test import Client
+
+    admin = make_member(org, "admin", email="boss@acme.test")
+    member = make_member(org, email="tok@acme.test")
+    api = Client()
+    pair = api.post("/api/auth/token", {"email": "tok@acme.test", "password": "Correct-Horse-9!"},
+                    content_type="application/json").json()
+    assert api.get("/api/agents", HTTP_AUTHORIZATION=f"Bearer {pair['access_token']}").status_code == 200
+    boss = Client()
+    assert boss.post("/login/", {"email": admin.user.email, "password": "Correct-Horse-9!"}).status_code == 302
+    response = boss.post(f"/settings/sessions/member/{member.pk}/", {"end": "all"})
+    assert response.status_code == 302
+    assert api.get("/api/agents", HTTP_AUTHORIZATION=f"Bearer {pair['access_token']}").status_code == 401
+    refreshed = api.post("/api/auth/token/refresh", {"refresh_token": pair["refresh_token"]},
+                         content_type="application/json")
+    assert refreshed.status_code == 401

@@ -57,14 +57,17 @@ def live_sessions(user: Any) -> QuerySet[UserSession]:
 
 
 def end_user_sessions(user: Any, *, reason: str, keep: str | None = None, actor: Any = None,
-                      ip: str | None = None) -> int:
-    """End every live session of ``user`` except ``keep``; return how many ended."""
+                      ip: str | None = None, revoke_tokens: bool = False) -> int:
+    """End every live session of ``user`` except ``keep``; return how many ended.
+
+    ``revoke_tokens`` also ends the user's API token families (an admin signing a member out everywhere).
+    """
     keys = list(live_sessions(user).exclude(pk=keep or "").values_list("pk", flat=True))
     ended = sum(end_session(k, reason=reason, actor=actor, ip=ip) for k in keys)
-    if reason == "admin_ended" and keep is None:
+    if revoke_tokens:
         from twig_auth.tokens.services import revoke_user_tokens
 
-        revoke_user_tokens(user)  # an admin signing a member out everywhere ends their API tokens too
+        revoke_user_tokens(user)
     return ended
 
 

@@ -58,6 +58,19 @@ def _plural(n: int, word: str = "session") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _end_one(request: HttpRequest, user: Any, target: str, current: str | None, *, reason: str,
+             own_message: str, done: str) -> None:
+    """End the session ``target`` of ``user`` (never the current one) and say what happened."""
+    row = _find(user, target)
+    if row is None:
+        messages.error(request, "That session has already ended.")
+    elif row.session_key == current:
+        messages.error(request, own_message)
+    else:
+        policy.end_session(row.session_key, reason=reason, actor=request.user, ip=client_ip(request))
+        messages.success(request, done.replace("{device}", row.device_label or "Unknown device"))
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -72,14 +85,9 @@ def sessions(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Signed out of {_plural(n, 'other session')}." if n else
                              "There were no other sessions to sign out.")
         else:
-            row = _find(request.user, target)
-            if row is None:
-                messages.error(request, "That session has already ended.")
-            elif row.session_key == current:
-                messages.error(request, "Use “Sign out” in the account menu to end this session.")
-            else:
-                policy.end_session(row.session_key, reason="user_ended", actor=request.user, ip=ip)
-                messages.success(request, f"Signed out “{row.device_label or 'Unknown device'}”.")
+            _end_one(request, request.user, target, current, reason="user_ended",
+                     own_message="Use “Sign out” in the account menu to end this session.",
+                     done="Signed out “{device}”.")
         return HttpResponseRedirect(reverse("twig_auth:sessions"))
     membership = current_membership(request)
     is_admin = bool(membership and membership.has_role(Role.ADMIN))
@@ -129,19 +137,15 @@ def member_sessions(request: HttpRequest, membership_id: str) -> HttpResponse:
         target = request.POST.get("end", "")
         ip = client_ip(request)
         if target == "all":
-            n = policy.end_user_sessions(member.user, reason="admin_ended", keep=current, actor=request.user, ip=ip)
+            # Signing a member out everywhere ends their API tokens too (not the admin's own, on their own page).
+            n = policy.end_user_sessions(member.user, reason="admin_ended", keep=current, actor=request.user, ip=ip,
+                                         revoke_tokens=member.user_id != request.user.pk)
             messages.success(request, f"Ended {_plural(n)} of {member.user.email}." if n else
                              f"{member.user.email} had no sessions to end.")
         else:
-            row = _find(member.user, target)
-            if row is None:
-                messages.error(request, "That session has already ended.")
-            elif row.session_key == current:
-                messages.error(request, "Use “Sign out” in the account menu to end your own session.")
-            else:
-                policy.end_session(row.session_key, reason="admin_ended", actor=request.user, ip=ip)
-                messages.success(request, f"Ended the session on “{row.device_label or 'Unknown device'}” "
-                                          f"of {member.user.email}.")
+            _end_one(request, member.user, target, current, reason="admin_ended",
+                     own_message="Use “Sign out” in the account menu to end your own session.",
+                     done=f"Ended the session on “{{device}}” of {member.user.email}.")
         return HttpResponseRedirect(here)
     return render(request, TEMPLATES + "member.html", {
         "member": member, "membership": mine, "rows": _rows(member.user, current),

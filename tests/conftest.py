@@ -12,6 +12,7 @@ from django.core.cache import caches
 from twig_auth.apikeys.usage import buffer as usage_buffer
 from twig_auth.apikeys.verification import clear_local as clear_local_keys
 from twig_auth.core.redis import get_redis, redis_configured
+from twig_auth.mfa import sms as sms_gateway
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
 from twig_auth.usersessions.policy import forget_policies as forget_session_policies
@@ -32,6 +33,7 @@ def _clean_stores(settings: Any) -> Iterator[None]:
         caches[alias].clear()
     clear_local_keys()
     forget_session_policies()
+    sms_gateway.reset()
     if redis_configured():
         get_redis().flushdb()
     yield
@@ -100,3 +102,46 @@ def logged_in(client: Any) -> Callable[[Any], Any]:
         return client
 
     return login
+
+
+def oathtool(secret_b32: str, at: float | None = None) -> str:
+    """Return the TOTP code ``oathtool`` (Debian) computes for ``secret_b32`` now or at Unix time ``at``."""
+    import datetime as dt
+    import shutil
+    import subprocess
+
+    exe = shutil.which("oathtool")
+    if exe is None:
+        pytest.fail("oathtool is missing: apt-get install -y oathtool (scripts/test installs it).", pytrace=False)
+    args = [exe, "--totp", "-b", secret_b32]
+    if at is not None:
+        args += ["--now", dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")]
+    return subprocess.run(args, check=True, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+@pytest.fixture
+def totp_device(db: None) -> Callable[..., Any]:
+    """Return ``make(user) -> (device, secret_b32)``: a confirmed authenticator-app device for ``user``."""
+    from twig_auth.mfa import totp
+
+    def make(user: Any, name: str = "Phone app") -> tuple[Any, str]:
+        device = totp.new_device(user, name=name)
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        return device, totp.secret_b32(device)
+
+    return make
+
+
+@pytest.fixture
+def stepped_up(client: Any) -> Callable[[], Any]:
+    """Return a function that marks the test client's session as having passed a second factor just now."""
+    from twig_auth.mfa import stepup
+
+    def mark() -> Any:
+        session = client.session
+        stepup.mark_verified(session)
+        session.save()
+        return client
+
+    return mark

@@ -1,6 +1,7 @@
 """System checks. Stable ids: twig_auth.E001 invalid setting, W001 unknown setting, E002 bcrypt hasher
 not first, E003 password validator missing, E004 user model without an email field, W002 django-redis
-cache missing in production (DEBUG off)."""
+cache missing in production (DEBUG off), E005 django-otp apps missing from INSTALLED_APPS, E006 the MFA
+middleware missing or placed before authentication."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from twig_auth.conf import app_settings
 
 BCRYPT = "django.contrib.auth.hashers.BCryptSHA256PasswordHasher"
 VALIDATOR = "twig_auth.passwords.validators.ComplexityValidator"
+OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static")
+MFA_MIDDLEWARE = "twig_auth.mfa.middleware.MfaEnforcementMiddleware"
 
 
 @checks.register("twig_auth")
@@ -46,4 +49,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         messages.append(checks.Warning("No django-redis cache: lockout counters use the database and "
                                        "API-key caching is per process.", id="twig_auth.W002",
                                        hint='Configure a django_redis cache (TWIG_AUTH["REDIS_CACHE_ALIAS"]).'))
+    from django.apps import apps
+
+    missing = [a for a in OTP_APPS if not apps.is_installed(a)]
+    if missing:
+        messages.append(checks.Error(f"MFA needs {', '.join(missing)} in INSTALLED_APPS.", id="twig_auth.E005",
+                                     hint="Add django_otp and its otp_totp and otp_static plugins (docs/mfa.md)."))
+    middleware = list(getattr(settings, "MIDDLEWARE", []))
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    if MFA_MIDDLEWARE not in middleware or (auth in middleware
+                                            and middleware.index(MFA_MIDDLEWARE) < middleware.index(auth)):
+        messages.append(checks.Error("The MFA enforcement middleware is missing or runs before authentication.",
+                                     id="twig_auth.E006",
+                                     hint=f'Add "{MFA_MIDDLEWARE}" to MIDDLEWARE after AuthenticationMiddleware.'))
     return messages

@@ -87,6 +87,15 @@ def _str_list(value: Any) -> str | None:
     return "must be a list of strings of at least 16 characters"
 
 
+def _twilio(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a dict with ACCOUNT_SID, AUTH_TOKEN and FROM"
+    unknown = set(value) - {"ACCOUNT_SID", "AUTH_TOKEN", "FROM", "BASE_URL", "TIMEOUT"}
+    if unknown:
+        return f"has unknown keys {sorted(unknown)}"
+    return None
+
+
 def _str(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
 
@@ -123,6 +132,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MFA_REQUIRED_FOR_ALL", False, "Require MFA for every member (org policy default).", _bool),
     Setting("MFA_GRACE_PERIOD_DAYS", 7, "Days to enroll after MFA first applies (org policy default).",
             _int_range(0, 90)),
+    Setting("MFA_TOTP_ISSUER", "Twig", "Issuer shown in authenticator apps next to the account name.", _str),
+    Setting("MFA_TOTP_TOLERANCE", 1, "TOTP steps of clock drift accepted either side of now (30 s each).",
+            _int_range(0, 3)),
+    Setting("MFA_MAX_FAILURES", 5, "Wrong second-factor codes per account before verification pauses.",
+            _int_range(1, 100)),
+    Setting("MFA_FAILURE_WINDOW_SECONDS", 900, "Window in which wrong second-factor codes are counted.",
+            _int_range(60, 86400)),
+    Setting("MFA_LOCK_SECONDS", 900, "How long second-factor verification pauses after too many wrong codes.",
+            _int_range(30, 86400)),
+    Setting("MFA_CODE_RATE", "10/m", "Per-IP throttle of the second-factor forms and endpoints (django-ratelimit).",
+            _rate),
+    Setting("MFA_RECOVERY_CODE_COUNT", 10, "Recovery codes generated at a time.", _int_range(4, 20)),
+    Setting("MFA_STEP_UP_SECONDS", 300, "How recent a second factor must be for sensitive actions.",
+            _int_range(30, 3600)),
+    Setting("MFA_LOGIN_SECONDS", 600, "Time allowed between the password and the second factor at login.",
+            _int_range(60, 3600)),
+    Setting("MFA_SMS_GATEWAY", "twig_auth.mfa.sms.ConsoleGateway",
+            "Class that sends SMS codes (ConsoleGateway prints them; TwilioGateway posts to a Twilio-compatible API).",
+            _dotted_path),
+    Setting("MFA_SMS_CODE_SECONDS", 300, "How long an SMS code is valid.", _int_range(60, 1800)),
+    Setting("MFA_SMS_RESEND_SECONDS", 30, "Minimum wait between two SMS codes to the same device.",
+            _int_range(0, 3600)),
+    Setting("MFA_SMS_MAX_PER_HOUR", 5, "Most SMS codes sent to one device in an hour.", _int_range(1, 100)),
+    Setting("MFA_TWILIO", {},
+            "TwilioGateway options: ACCOUNT_SID, AUTH_TOKEN, FROM, and BASE_URL (default https://api.twilio.com).",
+            _twilio),
     Setting("AUDIT_RETENTION_DAYS", 90, "Days audit events are kept (org policy default; above 90 is "
             "enterprise only).", _int_range(1, 3650)),
     Setting("TIMEZONE", "UTC", "Default time zone of an organization.", _timezone),
@@ -219,6 +254,9 @@ def _reload(*, setting: str, **kwargs: Any) -> None:
         from twig_auth.usersessions.policy import forget_policies
 
         forget_policies()
+        from twig_auth.mfa import sms
+
+        sms.reset()
 
 
 def settings_reference_markdown() -> str:

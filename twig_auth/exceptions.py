@@ -99,3 +99,36 @@ class TokenReused(TwigAuthError):
 
     code = "token_reused"
     default_detail = "This refresh token was already used; every token of its family has been revoked."
+
+
+class MfaRequired(TwigAuthError):
+    """The password was right but a second factor is missing or wrong (or a sensitive action needs a fresh one)."""
+
+    code = "mfa_required"
+    default_detail = "Enter the code from your authenticator app, a text message or a recovery code."
+
+
+class MfaEnrollmentRequired(TwigAuthError):
+    """The org requires MFA of this member, the grace period is over and no device is set up."""
+
+    code = "mfa_enrollment_required"
+    default_detail = ("Your organization requires two-factor authentication. Set it up on the Two-factor "
+                      "authentication page, then try again.")
+
+
+class MfaThrottled(TwigAuthError):
+    """Too many wrong codes (per account) or messages (per number); ``retry_after`` is in whole seconds."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        minutes = max(1, -(-retry_after // 60))
+        super().__init__(detail or f"Too many attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        self.retry_after = retry_after
+
+
+class SmsDeliveryFailed(TwigAuthError):
+    """The SMS gateway did not accept the message (the reason is logged without the code)."""
+
+    code = "sms_delivery_failed"
+    default_detail = "We could not send the text message. Try again in a moment, or use another method."

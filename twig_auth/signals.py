@@ -27,3 +27,12 @@ account_locked = Signal()
 account_unlocked = Signal()
 # An audit event was stored. Arguments: event.
 audit_event_recorded = Signal()
+# An org's settings document changed. Arguments: org, changed (sorted list of top-level keys), context.
+org_settings_changed = Signal()
+# A second-factor device was confirmed. Arguments: user, device, context.
+mfa_enrolled = Signal()
+# A device was removed, or all of a user's devices reset by an admin. Arguments: user, device (None on reset),
+# context.
+mfa_removed = Signal()
+# A second factor was verified. Arguments: user, method ("totp" | "sms" | "recovery"), purpose, context.
+mfa_verified = Signal()

@@ -45,6 +45,8 @@ class Membership(models.Model):
                                   help_text="Member attributes for policies, e.g. {\"department\": \"support\"}.")
     created_at = models.DateTimeField(auto_now_add=True)
     role_changed_at = models.DateTimeField(null=True, blank=True)
+    mfa_required_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the org's MFA policy first applied to this member (grace starts).")
 
     objects = MembershipQuerySet.as_manager()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -121,6 +122,29 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def effective(org: Any) -> dict[str, Any]:
     """Return the org's full settings document: defaults with its overrides merged in."""
     return merge(defaults(), org.settings or {})
+
+
+CACHE_SECONDS = 30
+_cached: dict[Any, tuple[dict[str, Any], float]] = {}
+
+
+def cached_effective(org_id: Any) -> dict[str, Any]:
+    """Return :func:`effective` of the org with id ``org_id`` (the defaults without one), cached per process
+    for 30 s: what per-request checks (session lifetime, MFA requirement) read. Do not mutate the result."""
+    hit = _cached.get(org_id)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    from twig_auth.orgs.models import Organization
+
+    org = Organization.objects.filter(pk=org_id).first() if org_id else None
+    document = effective(org) if org else defaults()
+    _cached[org_id] = (document, time.monotonic() + CACHE_SECONDS)
+    return document
+
+
+def forget_cached() -> None:
+    """Drop the per-process cache (settings changed in this process)."""
+    _cached.clear()
 
 
 def validate_patch(patch: Any, *, enterprise: bool) -> dict[str, Any]:

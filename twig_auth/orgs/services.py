@@ -165,6 +165,7 @@ def update_org_settings(*, org: Organization, patch: Any, context: RequestContex
     from twig_auth.usersessions.policy import forget_policies
 
     forget_policies()
+    signals.org_settings_changed.send(sender=Organization, org=org, changed=sorted(clean), context=context)
     return policy.effective(org)
 
 

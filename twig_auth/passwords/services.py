@@ -103,9 +103,11 @@ def _locked(email: str, user: Any, policy: lockout.LockoutPolicy, context: Reque
     signals.account_locked.send(sender=None, email=email, until=policy.lock_seconds, context=context)
 
 
-def record_login(*, user: Any, org: Any, context: RequestContext, method: str = "password") -> None:
-    """Write ``LOGIN_SUCCESS`` for a login that has produced its session."""
-    record(Event.LOGIN_SUCCESS, context=context, org=org, user=user, details={"method": method})
+def record_login(*, user: Any, org: Any, context: RequestContext, method: str = "password",
+                 mfa_used: bool = False, mfa_method: str | None = None) -> None:
+    """Write ``LOGIN_SUCCESS`` (with ``mfaUsed``) for a login that has produced its session or tokens."""
+    details = {"method": method, **({"mfaMethod": mfa_method} if mfa_method else {})}
+    record(Event.LOGIN_SUCCESS, context=context, org=org, user=user, details=details, mfa_used=mfa_used)
     signals.login_succeeded.send(sender=None, user=user, context=context)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login as django_login
@@ -21,6 +22,7 @@ from django_ratelimit.core import is_ratelimited
 from twig_auth.conf import app_settings
 from twig_auth.core.context import RequestContext
 from twig_auth.core.http import ratelimit_ip
+from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs.active import SESSION_KEY, current_membership, memberships_of
 from twig_auth.passwords import forms, services
 
@@ -41,6 +43,7 @@ def ip_throttled(request: HttpRequest, group: str, rate: str) -> bool:
     return is_ratelimited(request, group=group, key=ratelimit_ip, rate=rate, method="POST", increment=True)
 
 
+@mfa_exempt
 @sensitive_post_parameters("password")
 @csrf_protect
 @never_cache
@@ -69,18 +72,38 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 def _complete_login(request: HttpRequest, user: Any) -> HttpResponse:
+    """After the password: members with a second factor go on to the code page; everyone else is signed in."""
+    from twig_auth.mfa import pending
+    from twig_auth.mfa.devices import has_mfa
+
+    if has_mfa(user):
+        pending.begin(request.session, user, safe_next(request, default=""))
+        return HttpResponseRedirect(reverse("twig_auth:login_mfa"))
+    return finish_login(request, user)
+
+
+def finish_login(request: HttpRequest, user: Any, *, mfa_method: str | None = None,
+                 next_url: str | None = None) -> HttpResponse:
+    """Sign ``user`` in on this session (after the password, and the second factor if they have one)."""
+    from twig_auth.mfa import pending, stepup
+
+    pending.clear(request.session)
     django_login(request, user, backend=BACKEND)
+    if mfa_method:
+        stepup.mark_verified(request.session)
     memberships = memberships_of(user)
-    target = safe_next(request)
+    target = next_url or safe_next(request)
     if len(memberships) == 1:
         request.session[SESSION_KEY] = memberships[0].org_id
     org = memberships[0].org if len(memberships) == 1 else None
-    services.record_login(user=user, org=org, context=RequestContext.from_request(request))
+    services.record_login(user=user, org=org, context=RequestContext.from_request(request),
+                          mfa_used=bool(mfa_method), mfa_method=mfa_method)
     if len(memberships) > 1:
-        return HttpResponseRedirect(f"{reverse('twig_auth:choose_org')}?next={target}")
+        return HttpResponseRedirect(f"{reverse('twig_auth:choose_org')}?{urlencode({'next': target})}")
     return HttpResponseRedirect(target)
 
 
+@mfa_exempt
 @csrf_protect
 @never_cache
 def logout_view(request: HttpRequest) -> HttpResponse:

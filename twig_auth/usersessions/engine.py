@@ -120,7 +120,7 @@ class SessionStore(SessionBase):
         now = clock.now()
         user_id = data.get(SESSION_KEY)
         org_id = data.get(ORG_KEY)
-        fields = {"data": data, "user_id": user_id, "org_id": org_id}
+        fields = {"data": data, "user_id": user_id, "org_id": org_id, "mfa_used": bool(data.get("twig_mfa_used"))}
         if must_create or self.meta is None:
             fields.update(created_at=now, last_seen_at=now, expires_at=now + dt.timedelta(seconds=default_timeout()),
                           ip=self.request_meta.get("ip") or None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.db.models import QuerySet
@@ -14,26 +13,18 @@ from twig_auth.core.context import RequestContext
 from twig_auth.usersessions.engine import forget
 from twig_auth.usersessions.models import UserSession
 
-POLICY_SECONDS = 30
-_policies: dict[Any, tuple[dict[str, Any], float]] = {}
-
 
 def session_policy(org_id: Any) -> dict[str, Any]:
     """Return the org's ``session`` policy (defaults without an org); cached per process for 30 s."""
-    hit = _policies.get(org_id)
-    if hit is not None and hit[1] > time.monotonic():
-        return hit[0]
-    from twig_auth.orgs import policy as org_policy
-    from twig_auth.orgs.models import Organization
+    from twig_auth.orgs.policy import cached_effective
 
-    org = Organization.objects.filter(pk=org_id).first() if org_id else None
-    rules = org_policy.effective(org)["session"] if org else org_policy.defaults()["session"]
-    _policies[org_id] = (rules, time.monotonic() + POLICY_SECONDS)
-    return rules
+    return cached_effective(org_id)["session"]
 
 
 def forget_policies() -> None:
-    _policies.clear()
+    from twig_auth.orgs.policy import forget_cached
+
+    forget_cached()
 
 
 def end_session(session_key: str, *, reason: str, actor: Any = None, ip: str | None = None,

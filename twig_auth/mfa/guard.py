@@ -1,0 +1,82 @@
+"""The step-up prompt for pages: call :func:`require_step_up` at the top of a sensitive action.
+
+    response = require_step_up(request, action="create an admin API key")
+    if response is not None:
+        return response
+    ... do the action ...
+
+If a second factor was verified in the last ``MFA_STEP_UP_SECONDS``, it returns None and the action goes
+on. Otherwise it returns a page asking for a code that re-posts the original form fields (as hidden inputs,
+CSRF token renewed), so after the code the same POST arrives again, passes, and the action continues.
+A user without any device is told to set one up first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from twig_auth.conf import app_settings
+from twig_auth.core.context import RequestContext
+from twig_auth.core.http import ratelimit_ip
+from twig_auth.exceptions import MfaRequired, MfaThrottled, SmsDeliveryFailed
+from twig_auth.mfa import devices, services, stepup
+
+CODE_FIELD = "twig_step_up_code"
+SMS_FIELD = "twig_step_up_send_sms"
+SKIP_FIELDS = {"csrfmiddlewaretoken", CODE_FIELD, SMS_FIELD}
+TEMPLATE = "twig_auth/mfa/step_up.html"
+
+
+def code_throttled(request: HttpRequest) -> bool:
+    """Count this POST against the per-IP second-factor rate (django-ratelimit)."""
+    from django_ratelimit.core import is_ratelimited
+
+    return is_ratelimited(request, group="twig_auth.mfa", key=ratelimit_ip, rate=app_settings.MFA_CODE_RATE,
+                          method="POST", increment=True)
+
+
+def require_step_up(request: HttpRequest, *, action: str) -> HttpResponse | None:
+    """Return None when ``request.user`` may do ``action`` now; else the prompt page to return instead."""
+    if stepup.is_fresh(request.session):
+        return None
+    user = request.user
+    error, notice, status = "", "", 200
+    if request.method == "POST" and (CODE_FIELD in request.POST or SMS_FIELD in request.POST):
+        context = RequestContext.from_request(request)
+        try:
+            if code_throttled(request):
+                raise MfaThrottled(60, "Too many attempts from your network. Wait a minute, then try again.")
+            if SMS_FIELD in request.POST:
+                device = services.send_login_sms(user=user)
+                notice = f"We sent a code to {device.masked_number}." if device else ""
+            else:
+                services.verify(user=user, code=request.POST.get(CODE_FIELD, ""), context=context,
+                                purpose="step_up")
+                stepup.mark_verified(request.session)
+                return None
+        except MfaRequired as exc:
+            error, status = exc.detail, 400
+        except MfaThrottled as exc:
+            error, status = exc.detail, 429
+        except SmsDeliveryFailed as exc:
+            error, status = exc.detail, 503
+    has_device = devices.has_mfa(user)
+    replay = [(name, value) for name, values in request.POST.lists() if name not in SKIP_FIELDS
+              for value in values] if request.method == "POST" else []
+    response = render(request, TEMPLATE, {
+        "action": action, "error": error, "notice": notice, "has_device": has_device,
+        "sms_devices": devices.sms_devices(user) if has_device else [], "replay": replay,
+        "code_field": CODE_FIELD, "sms_field": SMS_FIELD, "form_action": request.get_full_path(),
+        "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
+    }, status=status if has_device else 403)
+    if status == 429:
+        response["Retry-After"] = "60"
+    return response
+
+
+def step_up_context(request: HttpRequest) -> dict[str, Any]:
+    """Template context for pages that show how long the current step-up lasts."""
+    return {"step_up_seconds_left": stepup.seconds_left(request.session)}

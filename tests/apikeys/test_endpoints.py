@@ -13,6 +13,7 @@ from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
+from twig_auth.mfa import stepup
 
 from .conftest import bearer
 
@@ -40,6 +41,9 @@ def as_member(members):
         membership = members[role_or_membership] if isinstance(role_or_membership, str) else role_or_membership
         client = Client()
         client.force_login(membership.user, backend="twig_auth.passwords.backends.EmailBackend")
+        session = client.session
+        stepup.mark_verified(session)  # admin-scope keys need a recent second factor (tests/mfa/test_api.py)
+        session.save()
         return client
 
     return make

@@ -140,7 +140,15 @@ def test_access_token_authenticates_the_api_with_no_user_membership_or_token_que
         assert not any(f'FROM "{table}"' in q for q in sql), sql
 
 
-def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain, monkeypatch):
+@pytest.mark.parametrize(("mfa_covered", "expected_calls"), [(False, ["get"]), (True, ["get", "get"])])
+def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain, monkeypatch, mfa_covered,
+                                                                   expected_calls):
+    """One cache get (the family's revocation marker); a member the org's MFA policy covers adds one more
+    (their MFA standing, twig:mfa:gate:…). The owner is a super admin: covered unless the policy is off."""
+    from twig_auth.orgs.services import update_org_settings
+
+    if not mfa_covered:
+        update_org_settings(org=owner.org, patch={"mfa": {"requiredForAdmins": False}})
     from django.core.cache import caches
     from django.test import RequestFactory
     from rest_framework.request import Request
@@ -162,7 +170,7 @@ def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain
         assert isinstance(principal, AccessPrincipal) and principal.membership.has_role("admin")
         assert principal.membership.org_id == owner.org_id and principal.membership.user_id == owner.user_id
     assert len(queries.captured_queries) == 0
-    assert calls == ["get"]
+    assert calls == expected_calls
 
 
 def test_tokens_are_not_scoped_the_member_role_applies(owner, make_member, org, obtain, client):

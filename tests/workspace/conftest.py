@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from twig_auth.core.context import RequestContext
+from twig_auth.mfa import stepup
 from twig_auth.orgs.models import Membership, Organization
 from twig_project.workspace import services
 from twig_project.workspace.models import Agent, DataSource
@@ -38,6 +39,9 @@ def api_as(members: dict[str, Membership]) -> Callable[..., JsonClient]:
         membership = members[who] if isinstance(who, str) else who
         client = Client()
         client.force_login(membership.user, backend="twig_auth.passwords.backends.EmailBackend")
+        session = client.session
+        stepup.mark_verified(session)  # as after a login with a code: sensitive calls need no step-up here
+        session.save()
         return JsonClient(client, membership)
 
     return make

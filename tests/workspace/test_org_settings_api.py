@@ -47,10 +47,11 @@ def test_non_object_body_is_invalid(api_as, members):
     assert_error(api_as("admin").patch("/api/org/settings", ["session"]), 400, "invalid")
 
 
-def test_enterprise_only_keys_are_refused_on_free_plans(make_member, logged_in, make_org):
+def test_enterprise_only_keys_are_refused_on_free_plans(make_member, logged_in, make_org, stepped_up):
     free = make_org("free-co", plan="free")
     owner = make_member(free, "super_admin")
     client = logged_in(owner.user)
+    stepped_up()
     response = client.patch("/api/org/settings", {"ipAllowlist": ["10.0.0.0/8"]}, content_type="application/json")
     body = assert_error(response, 403, "permission_denied")
     assert "enterprise" in body["detail"]

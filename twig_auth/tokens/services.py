@@ -49,11 +49,17 @@ def implied_roles(role: str) -> list[str]:
     return [r for r in Role.values if role_at_least(role, r)]
 
 
-def access_claims(*, membership: Membership, family: str, now: dt.datetime) -> dict[str, Any]:
+def access_claims(*, membership: Membership, family: str, now: dt.datetime,
+                  mfa_at: int | None = None) -> dict[str, Any]:
+    """The access token's claims; ``mfa_at`` (Unix time of the second factor) only on tokens obtained with
+    ``otp``, never on refreshed ones, so step-up needs a fresh code."""
     iat = int(now.timestamp())
-    return {"typ": jwt.TOKEN_TYPE, "sub": str(membership.user_id), "org": membership.org_id, "mem": membership.pk,
-            "role": membership.role, "roles": implied_roles(membership.role), "fam": family,
-            "jti": secrets.token_hex(12), "iat": iat, "exp": iat + app_settings.ACCESS_TOKEN_SECONDS}
+    claims = {"typ": jwt.TOKEN_TYPE, "sub": str(membership.user_id), "org": membership.org_id, "mem": membership.pk,
+              "role": membership.role, "roles": implied_roles(membership.role), "fam": family,
+              "jti": secrets.token_hex(12), "iat": iat, "exp": iat + app_settings.ACCESS_TOKEN_SECONDS}
+    if mfa_at is not None:
+        claims["mfa_at"] = mfa_at
+    return claims
 
 
 def _new_refresh(*, membership: Membership, family: str, now: dt.datetime) -> tuple[RefreshToken, str]:
@@ -65,22 +71,26 @@ def _new_refresh(*, membership: Membership, family: str, now: dt.datetime) -> tu
     return row, plaintext
 
 
-def _pair(*, membership: Membership, family: str, refresh_plaintext: str, now: dt.datetime) -> dict[str, Any]:
-    return {"access_token": jwt.encode(access_claims(membership=membership, family=family, now=now)),
+def _pair(*, membership: Membership, family: str, refresh_plaintext: str, now: dt.datetime,
+          mfa_at: int | None = None) -> dict[str, Any]:
+    return {"access_token": jwt.encode(access_claims(membership=membership, family=family, now=now, mfa_at=mfa_at)),
             "refresh_token": refresh_plaintext, "token_type": "Bearer",
             "expires_in": app_settings.ACCESS_TOKEN_SECONDS}
 
 
 @sensitive_variables("plaintext")
-def issue_tokens(*, user: Any, membership: Membership, context: RequestContext) -> dict[str, Any]:
-    """Start a new family for ``membership``; return ``{access_token, refresh_token, token_type, expires_in}``."""
+def issue_tokens(*, user: Any, membership: Membership, context: RequestContext,
+                 mfa_at: int | None = None) -> dict[str, Any]:
+    """Start a new family for ``membership``; return ``{access_token, refresh_token, token_type, expires_in}``.
+
+    ``mfa_at`` is the Unix time of the second factor given with this login, if any (step-up freshness)."""
     if membership.user_id != user.pk:
         raise TwigAuthError("The membership does not belong to the user.")
     now = clock.now()
     family = opaque_id("fam", 24)
     with transaction.atomic():
         _, plaintext = _new_refresh(membership=membership, family=family, now=now)
-    return _pair(membership=membership, family=family, refresh_plaintext=plaintext, now=now)
+    return _pair(membership=membership, family=family, refresh_plaintext=plaintext, now=now, mfa_at=mfa_at)
 
 
 @sensitive_variables("refresh_token", "plaintext")

@@ -71,6 +71,7 @@ class AccessPrincipal(NamedTuple):
     family: str
     jti: str
     expires_at: int
+    mfa_at: int | None = None
 
     @property
     def membership(self) -> PrincipalMembership:
@@ -90,7 +91,9 @@ def principal_of(claims: dict[str, Any]) -> AccessPrincipal:
     if (type(org_id) is not int or type(membership_id) is not int or not isinstance(role, str)
             or not isinstance(roles, list) or not isinstance(family, str) or not isinstance(jti, str)):
         raise InvalidToken()
-    return AccessPrincipal(user_id, org_id, membership_id, role, tuple(roles), family, jti, claims["exp"])
+    mfa_at = claims.get("mfa_at")
+    return AccessPrincipal(user_id, org_id, membership_id, role, tuple(roles), family, jti, claims["exp"],
+                           mfa_at if type(mfa_at) is int else None)
 
 
 def authenticate_access_token(token: str) -> AccessPrincipal:

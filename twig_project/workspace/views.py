@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from twig_auth.apikeys.scopes import METHOD_SCOPES, Scope
+from twig_auth.contrib.rest_framework.stepup import require_recent_mfa
 from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.orgs import policy
 from twig_auth.orgs import services as org_services
@@ -264,5 +265,6 @@ class OrgSettingsView(OrgAPIView):
                    summary="Merge changes into your organization's settings (admin+)")
     def patch(self, request: Request) -> Response:
         document: Any = request.data
+        require_recent_mfa(request)
         return Response(org_services.update_org_settings(org=self.membership.org, patch=document,
                                                          context=self.context()))

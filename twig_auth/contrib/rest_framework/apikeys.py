@@ -13,6 +13,7 @@ from twig_auth.apikeys import services
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.apikeys.queries import usage_summary, visible_keys
 from twig_auth.apikeys.scopes import ALL_SCOPES
+from twig_auth.contrib.rest_framework.stepup import require_recent_mfa
 from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.core import clock
 from twig_auth.orgs.models import Membership
@@ -72,6 +73,9 @@ class ApiKeyListView(TwigAPIView):
     def post(self, request: Request) -> Response:
         data = self.validated(CreateSerializer, request.data)
         creator = Membership.objects.select_related("org").get(pk=self.membership.pk)
+        if "admin" in data["scopes"]:
+            services.validate_request(creator=creator, **data)  # a role that may not grant it hears so first
+            require_recent_mfa(request)
         key, plaintext = services.issue_api_key(creator=creator, context=self.context(), **data)
         return Response(new_key_body(key, plaintext), status=status.HTTP_201_CREATED)
 

@@ -13,8 +13,22 @@ from rest_framework.request import Request
 from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key
 from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
-from twig_auth.exceptions import InvalidApiKey, TwigAuthError
+from twig_auth.exceptions import InvalidApiKey, MfaEnrollmentRequired, TwigAuthError
+from twig_auth.mfa import enforcement
+from twig_auth.orgs.active import current_membership
 from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token
+
+
+def enforce_mfa_enrollment(request: Request, user_id: Any, org_id: Any, role: str) -> None:
+    """Answer 403 ``mfa_enrollment_required`` for a member whose MFA grace period is over and who has no
+    device, whatever the credential. Views with ``mfa_enrollment_exempt = True`` (logout) always pass."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if getattr(view, "mfa_enrollment_exempt", False):
+        return
+    try:
+        enforcement.check(user_id, org_id, role)
+    except MfaEnrollmentRequired as exc:
+        raise DomainAPIException(exc) from None
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
@@ -23,6 +37,14 @@ class SessionAuthentication(authentication.SessionAuthentication):
     DRF answers 403 to unauthenticated requests when the first authenticator names no scheme; the
     contract wants 401 ``not_authenticated``, and Bearer is how API clients authenticate.
     """
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is not None:
+            membership = current_membership(request._request)
+            if membership is not None:
+                enforce_mfa_enrollment(request, result[0].pk, membership.org_id, membership.role)
+        return result
 
     def authenticate_header(self, request: Request) -> str:
         return BEARER_CHALLENGE
@@ -82,6 +104,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
         request._request.twig_api_key = principal  # type: ignore[attr-defined]  (read by the usage middleware)
+        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role)
         return LazyUser(principal.user_id), principal
 
     def authenticate_header(self, request: Request) -> str:
@@ -109,6 +132,7 @@ class JwtAuthentication(authentication.BaseAuthentication):
             principal = authenticate_access_token(token)
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
+        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role)
         return LazyUser(principal.user_id), principal
 
     def authenticate_header(self, request: Request) -> str:

@@ -30,6 +30,10 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.AccountLocked: 403,
     domain.PermissionDenied: 403,
     domain.NotFound: 404,
+    domain.MfaRequired: 401,
+    domain.MfaEnrollmentRequired: 403,
+    domain.MfaThrottled: 429,
+    domain.SmsDeliveryFailed: 503,
 }
 
 DRF_CODES: dict[type[drf.APIException], str] = {
@@ -123,7 +127,7 @@ def _domain_response(exc: domain.TwigAuthError) -> Response:
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
     body.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list | bool)})
     response = Response(body, status=status_code)
-    if isinstance(exc, domain.AccountLocked):
+    if isinstance(exc, domain.AccountLocked | domain.MfaThrottled):
         response["Retry-After"] = str(exc.retry_after)
     if status_code == 401:
         response["WWW-Authenticate"] = BEARER_CHALLENGE

@@ -21,6 +21,7 @@ class LogoutView(APIView):
 
     parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated]
+    mfa_enrollment_exempt = True  # signing out is always allowed
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request) -> Response:

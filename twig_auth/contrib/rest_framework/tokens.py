@@ -16,8 +16,12 @@ from rest_framework.views import APIView
 
 from twig_auth.conf import app_settings
 from twig_auth.contrib.rest_framework.parsers import JSONParser
+from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
-from twig_auth.exceptions import PermissionDenied
+from twig_auth.exceptions import MfaRequired, MfaThrottled, PermissionDenied, SmsDeliveryFailed
+from twig_auth.mfa import enforcement
+from twig_auth.mfa import services as mfa_services
+from twig_auth.mfa.devices import RECOVERY, SMS, TOTP, has_mfa, has_totp, sms_devices
 from twig_auth.orgs.models import Membership
 from twig_auth.passwords import services as password_services
 from twig_auth.passwords.views import ip_throttled
@@ -107,9 +111,39 @@ class TokenObtainView(_TokenView):
                                                        context=context)
         membership = choose_membership(user, data.get("org"))
         context = self.context(request, actor=user)
-        pair = services.issue_tokens(user=user, membership=membership, context=context)
-        password_services.record_login(user=user, org=membership.org, context=context, method="token")
+        mfa_method = second_factor(user, data.get("otp") or "", context)
+        if mfa_method is None:
+            enforcement.check(user.pk, membership.org_id, membership.role)
+        mfa_at = int(clock.now().timestamp()) if mfa_method else None
+        pair = services.issue_tokens(user=user, membership=membership, context=context, mfa_at=mfa_at)
+        password_services.record_login(user=user, org=membership.org, context=context, method="token",
+                                       mfa_used=mfa_method is not None, mfa_method=mfa_method)
         return Response(pair)
+
+
+@sensitive_variables("otp")
+def second_factor(user: Any, otp: str, context: RequestContext) -> str | None:
+    """Return the method of a right ``otp`` for a user with MFA, None for a user without; raise otherwise.
+
+    A missing ``otp`` answers 401 ``mfa_required`` naming the methods the user has; a user whose only
+    factor is SMS is texted a code at that moment (if the resend wait allows).
+    """
+    if not has_mfa(user):
+        return None
+    methods = [TOTP] if has_totp(user) else []
+    phones = sms_devices(user)
+    methods += [SMS] if phones else []
+    methods.append(RECOVERY)
+    if otp.strip():
+        return mfa_services.verify(user=user, code=otp, context=context, purpose="login")
+    detail = MfaRequired.default_detail
+    if phones and TOTP not in methods:
+        try:
+            mfa_services.send_login_sms(user=user)
+            detail = f"We sent a code to {phones[0].masked_number}. Send it as otp."
+        except (MfaThrottled, SmsDeliveryFailed) as exc:
+            detail = f"{exc.detail} Send a code you already have as otp."
+    raise MfaRequired(detail, methods=methods)
 
 
 class TokenRefreshView(_TokenView):

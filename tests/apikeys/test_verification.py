@@ -37,7 +37,11 @@ def _wrong_secret(plaintext: str) -> str:
 
 def test_cold_then_warm_path_runs_no_sql_and_one_cache_round_trip(issue, owner, fast_bcrypt, bcrypt_calls,
                                                                   store_trips, django_assert_num_queries):
+    from twig_auth.mfa import enforcement
+
     key, plaintext = issue(owner, ["read", "execute"])
+    # the creator's MFA standing is cached per member (shared by all their credentials); warm it as in steady state
+    deadline = enforcement.deadline(owner.user_id, owner.org_id, owner.role)
     store_trips.reset()
     with django_assert_num_queries(1):  # cold: one indexed lookup (key + creator joined)
         principal = authenticate_key(plaintext)
@@ -45,7 +49,9 @@ def test_cold_then_warm_path_runs_no_sql_and_one_cache_round_trip(issue, owner, 
     assert store_trips.count >= 3, store_trips.calls  # the counter sees the cold path (get, lock, budget, set)
     assert principal == KeyPrincipal(id=key.pk, key_id=key.key_id, org_id=owner.org_id, membership_id=owner.pk,
                                      user_id=owner.user_id, role="super_admin", scopes=frozenset({"read", "execute"}),
-                                     environment="live", expires_at=None, name="test key")
+                                     environment="live", expires_at=None, name="test key",
+                                     mfa_deadline=deadline)
+    assert deadline > 0  # a super admin in the default policy's grace period
     for _ in range(5):
         store_trips.reset()
         with django_assert_num_queries(0):

@@ -198,3 +198,19 @@ def test_admin_scope_key_creation_needs_step_up_other_scopes_do_not(client, owne
                         **bearer(access))
     assert created.status_code == 201, created.content
     assert ApiKey.objects.get(name="a").scopes == ["admin"]
+
+
+def test_a_token_issued_in_grace_is_refused_once_the_deadline_passes_unless_enrolled(client, admin):
+    from twig_auth.mfa import totp
+
+    deadline = admin.org.memberships.get(pk=admin.pk).mfa_required_since + dt.timedelta(days=1)
+    with clock.frozen(deadline - dt.timedelta(minutes=30)) as frozen:
+        access = token_request(client, "admin@acme.test").json()["access_token"]
+        assert claims(access)["mfa_dl"] == int(deadline.timestamp())
+        assert client.get("/api/agents", **bearer(access)).status_code == 200
+        frozen.advance(minutes=31)
+        assert_error(client.get("/api/agents", **bearer(access)), 403, "mfa_enrollment_required")
+        device = mfa_services.start_totp(user=admin.user)
+        mfa_services.confirm_totp(user=admin.user, device_id=device.pk, context=_ctx(admin),
+                                  code=oathtool(totp.secret_b32(device), at=clock.now().timestamp()))
+        assert client.get("/api/agents", **bearer(access)).status_code == 200  # enrolled: the same token works

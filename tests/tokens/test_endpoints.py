@@ -140,11 +140,10 @@ def test_access_token_authenticates_the_api_with_no_user_membership_or_token_que
         assert not any(f'FROM "{table}"' in q for q in sql), sql
 
 
-@pytest.mark.parametrize(("mfa_covered", "expected_calls"), [(False, ["get"]), (True, ["get", "get"])])
-def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain, monkeypatch, mfa_covered,
-                                                                   expected_calls):
-    """One cache get (the family's revocation marker); a member the org's MFA policy covers adds one more
-    (their MFA standing, twig:mfa:gate:…). The owner is a super admin: covered unless the policy is off."""
+@pytest.mark.parametrize("mfa_covered", [False, True])
+def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain, monkeypatch, mfa_covered):
+    """One cache get (the family's revocation marker), also for a member the org's MFA policy covers: the
+    token carries their grace deadline (``mfa_dl``), so nothing more is read until it passes."""
     from twig_auth.orgs.services import update_org_settings
 
     if not mfa_covered:
@@ -170,7 +169,8 @@ def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain
         assert isinstance(principal, AccessPrincipal) and principal.membership.has_role("admin")
         assert principal.membership.org_id == owner.org_id and principal.membership.user_id == owner.user_id
     assert len(queries.captured_queries) == 0
-    assert calls == expected_calls
+    assert calls == ["get"]
+    assert bool(principal.mfa_deadline) is mfa_covered
 
 
 def test_tokens_are_not_scoped_the_member_role_applies(owner, make_member, org, obtain, client):

@@ -58,6 +58,7 @@ class KeyPrincipal:
     environment: str
     expires_at: float | None
     name: str
+    mfa_deadline: float = 0.0  # when the creator's MFA grace ends (0: not covered or enrolled), as cached
 
     @property
     def membership(self) -> PrincipalMembership:
@@ -228,12 +229,15 @@ def _state_problem(row: ApiKey) -> str | None:
 
 
 def _principal(row: ApiKey) -> KeyPrincipal:
+    from twig_auth.mfa import enforcement
+
     creator = row.created_by
     assert creator is not None
     return KeyPrincipal(
         id=row.pk, key_id=row.key_id, org_id=row.org_id, membership_id=creator.pk, user_id=creator.user_id,
         role=creator.role, scopes=frozenset(row.scopes), environment=row.environment,
         expires_at=row.expires_at.timestamp() if row.expires_at else None, name=row.name,
+        mfa_deadline=enforcement.deadline(creator.user_id, row.org_id, creator.role),
     )
 
 

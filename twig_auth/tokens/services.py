@@ -59,6 +59,11 @@ def access_claims(*, membership: Membership, family: str, now: dt.datetime,
               "jti": secrets.token_hex(12), "iat": iat, "exp": iat + app_settings.ACCESS_TOKEN_SECONDS}
     if mfa_at is not None:
         claims["mfa_at"] = mfa_at
+    from twig_auth.mfa import enforcement
+
+    deadline = enforcement.deadline(membership.user_id, membership.org_id, membership.role)
+    if deadline:
+        claims["mfa_dl"] = int(deadline)  # the member's MFA grace ends then: verification checks again after it
     return claims
 
 

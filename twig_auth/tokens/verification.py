@@ -72,6 +72,7 @@ class AccessPrincipal(NamedTuple):
     jti: str
     expires_at: int
     mfa_at: int | None = None
+    mfa_deadline: int = 0
 
     @property
     def membership(self) -> PrincipalMembership:
@@ -91,9 +92,9 @@ def principal_of(claims: dict[str, Any]) -> AccessPrincipal:
     if (type(org_id) is not int or type(membership_id) is not int or not isinstance(role, str)
             or not isinstance(roles, list) or not isinstance(family, str) or not isinstance(jti, str)):
         raise InvalidToken()
-    mfa_at = claims.get("mfa_at")
+    mfa_at, deadline = claims.get("mfa_at"), claims.get("mfa_dl", 0)
     return AccessPrincipal(user_id, org_id, membership_id, role, tuple(roles), family, jti, claims["exp"],
-                           mfa_at if type(mfa_at) is int else None)
+                           mfa_at if type(mfa_at) is int else None, deadline if type(deadline) is int else 0)
 
 
 def authenticate_access_token(token: str) -> AccessPrincipal:

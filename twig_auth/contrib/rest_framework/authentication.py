@@ -13,15 +13,23 @@ from rest_framework.request import Request
 from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key
 from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
+from twig_auth.core import clock
 from twig_auth.exceptions import InvalidApiKey, MfaEnrollmentRequired, TwigAuthError
 from twig_auth.mfa import enforcement
 from twig_auth.orgs.active import current_membership
 from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token
 
 
-def enforce_mfa_enrollment(request: Request, user_id: Any, org_id: Any, role: str) -> None:
+def enforce_mfa_enrollment(request: Request, user_id: Any, org_id: Any, role: str, *,
+                           hint: float | None = None) -> None:
     """Answer 403 ``mfa_enrollment_required`` for a member whose MFA grace period is over and who has no
-    device, whatever the credential. Views with ``mfa_enrollment_exempt = True`` (logout) always pass."""
+    device, whatever the credential. Views with ``mfa_enrollment_exempt = True`` (logout) always pass.
+
+    ``hint`` is the grace deadline a credential carries (access-token claim, cached API-key principal): 0 or
+    a future moment needs no lookup; once it has passed, the member's current standing decides (they may
+    have enrolled since). Without a hint (web sessions) the cached standing is read every time."""
+    if hint is not None and (not hint or clock.now().timestamp() < hint):
+        return
     view = (getattr(request, "parser_context", None) or {}).get("view")
     if getattr(view, "mfa_enrollment_exempt", False):
         return
@@ -104,7 +112,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
         request._request.twig_api_key = principal  # type: ignore[attr-defined]  (read by the usage middleware)
-        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role)
+        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role,
+                               hint=principal.mfa_deadline)
         return LazyUser(principal.user_id), principal
 
     def authenticate_header(self, request: Request) -> str:
@@ -132,7 +141,8 @@ class JwtAuthentication(authentication.BaseAuthentication):
             principal = authenticate_access_token(token)
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
-        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role)
+        enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role,
+                               hint=principal.mfa_deadline)
         return LazyUser(principal.user_id), principal
 
     def authenticate_header(self, request: Request) -> str:

@@ -23,4 +23,5 @@ urlpatterns = [
     path("settings/api-keys/", include("twig_auth.apikeys.urls")),
     path("settings/sessions/", include("twig_auth.usersessions.urls")),
     path("settings/security/", org_views.security_settings, name="security_settings"),
+    path("", include("twig_auth.mfa.urls")),
 ]

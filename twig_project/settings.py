@@ -62,6 +62,7 @@ TEMPLATES = [{
         "django.contrib.auth.context_processors.auth",
         "django.contrib.messages.context_processors.messages",
         "twig_auth.orgs.active.context_processor",
+        "twig_auth.mfa.context.context_processor",
     ]},
 }]
 

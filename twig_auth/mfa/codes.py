@@ -44,7 +44,7 @@ def totp_match(key: bytes, code: str, *, at: float, params: TotpParams, toleranc
     the replay floor. Comparison is constant time per candidate.
     """
     code = normalize(code)
-    if len(code) != params.digits or not code.isdigit():
+    if len(code) != params.digits or not code.isascii() or not code.isdigit():  # "١٢٣٤٥٦" is isdigit()
         return None
     now_t = (int(at) - params.t0) // params.step + params.drift
     for t in range(now_t - tolerance, now_t + tolerance + 1):

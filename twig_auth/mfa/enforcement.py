@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
+from django.db import transaction
 
 from twig_auth.conf import app_settings
 from twig_auth.core import clock
 from twig_auth.exceptions import MfaEnrollmentRequired
 from twig_auth.mfa.devices import has_mfa
 from twig_auth.orgs.models import Membership
-from twig_auth.orgs.policy import cached_effective
+from twig_auth.orgs.policy import cached_effective, effective
 from twig_auth.orgs.roles import Role, role_at_least
 
 GATE_SECONDS = 300
@@ -72,8 +73,9 @@ class Status:
 
 
 def status(membership: Membership) -> Status:
-    """Compute a member's standing from the database (pages that show it; the cache fill)."""
-    mfa_policy = cached_effective(membership.org_id)["mfa"]
+    """Compute a member's standing from the database (pages that show it; the cache fill). The policy is read
+    from the org row itself, not the per-process cache, so a refill never stores a stale policy's answer."""
+    mfa_policy = effective(membership.org)["mfa"]
     if not applies(membership.role, mfa_policy):
         return Status(False, has_mfa(membership.user_id), None)
     enrolled = has_mfa(membership.user_id)
@@ -99,7 +101,7 @@ def deadline(user_id: Any, org_id: Any, role: str) -> float:
     cache = _cache()
     value = cache.get(key)
     if value is None:
-        membership = Membership.objects.filter(user_id=user_id, org_id=org_id).first()
+        membership = Membership.objects.filter(user_id=user_id, org_id=org_id).select_related("org").first()
         if membership is None:
             return NOT_REQUIRED
         current = status(membership)
@@ -128,12 +130,15 @@ def forget_member(membership: Membership) -> None:
 
 def policy_changed(org: Any) -> None:
     """Start the grace period of members the tightened policy newly covers, and drop the org's cached standing."""
-    from twig_auth.orgs.policy import effective
-
     mfa_policy = effective(org)["mfa"]
     members = Membership.objects.filter(org=org)
     members.filter(role__in=roles_covered(mfa_policy), mfa_required_since__isnull=True) \
         .update(mfa_required_since=clock.now())
     user_ids = list(members.values_list("user_id", flat=True))
-    for start in range(0, len(user_ids), 500):
-        _cache().delete_many([gate_key(uid, org.pk) for uid in user_ids[start:start + 500]])
+
+    def forget() -> None:
+        for start in range(0, len(user_ids), 500):
+            _cache().delete_many([gate_key(uid, org.pk) for uid in user_ids[start:start + 500]])
+
+    forget()
+    transaction.on_commit(forget)  # and again once the new policy is visible to every other reader

@@ -13,10 +13,12 @@ A user without any device is told to set one up first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.debug import sensitive_variables
 
 from twig_auth.conf import app_settings
 from twig_auth.core.context import RequestContext
@@ -28,6 +30,7 @@ CODE_FIELD = "twig_step_up_code"
 SMS_FIELD = "twig_step_up_send_sms"
 SKIP_FIELDS = {"csrfmiddlewaretoken", CODE_FIELD, SMS_FIELD}
 TEMPLATE = "twig_auth/mfa/step_up.html"
+THROTTLED_IP = "Too many attempts from your network. Wait a minute, then try again."
 
 
 def code_throttled(request: HttpRequest) -> bool:
@@ -38,43 +41,67 @@ def code_throttled(request: HttpRequest) -> bool:
                           method="POST", increment=True)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one second-factor form post: verified (``method``), or what to tell the person."""
+
+    method: str | None = None
+    error: str = ""
+    notice: str = ""
+    status: int = 200
+    retry_after: int = 0
+
+
+@sensitive_variables("code")
+def try_second_factor(request: HttpRequest, user: Any, *, code: str | None, send_sms: bool,
+                      purpose: str) -> Attempt:
+    """Text the user a code (``send_sms``) or verify ``code`` for ``purpose``; per-IP throttled."""
+    try:
+        if code_throttled(request):
+            raise MfaThrottled(60, THROTTLED_IP)
+        if send_sms:
+            device = services.send_login_sms(user=user)
+            minutes = max(1, app_settings.MFA_SMS_CODE_SECONDS // 60)
+            return Attempt(notice=f"We sent a code to {device.masked_number}. It works for {minutes} minutes."
+                           if device else "")
+        return Attempt(method=services.verify(user=user, code=code or "", purpose=purpose,
+                                              context=RequestContext.from_request(request)))
+    except MfaRequired as exc:
+        return Attempt(error=exc.detail, status=400)
+    except MfaThrottled as exc:
+        return Attempt(error=exc.detail, status=429, retry_after=exc.retry_after)
+    except SmsDeliveryFailed as exc:
+        return Attempt(error=exc.detail, status=503)
+
+
+def with_retry_after(response: HttpResponse, attempt: Attempt) -> HttpResponse:
+    if attempt.status == 429:
+        response["Retry-After"] = str(max(1, attempt.retry_after))
+    return response
+
+
 def require_step_up(request: HttpRequest, *, action: str) -> HttpResponse | None:
     """Return None when ``request.user`` may do ``action`` now; else the prompt page to return instead."""
     if stepup.is_fresh(request.session):
         return None
     user = request.user
-    error, notice, status = "", "", 200
+    attempt = Attempt()
     if request.method == "POST" and (CODE_FIELD in request.POST or SMS_FIELD in request.POST):
-        context = RequestContext.from_request(request)
-        try:
-            if code_throttled(request):
-                raise MfaThrottled(60, "Too many attempts from your network. Wait a minute, then try again.")
-            if SMS_FIELD in request.POST:
-                device = services.send_login_sms(user=user)
-                notice = f"We sent a code to {device.masked_number}." if device else ""
-            else:
-                services.verify(user=user, code=request.POST.get(CODE_FIELD, ""), context=context,
-                                purpose="step_up")
-                stepup.mark_verified(request.session)
-                return None
-        except MfaRequired as exc:
-            error, status = exc.detail, 400
-        except MfaThrottled as exc:
-            error, status = exc.detail, 429
-        except SmsDeliveryFailed as exc:
-            error, status = exc.detail, 503
+        attempt = try_second_factor(request, user, code=request.POST.get(CODE_FIELD),
+                                    send_sms=SMS_FIELD in request.POST, purpose="step_up")
+        if attempt.method:
+            stepup.mark_verified(request.session)
+            return None
     has_device = devices.has_mfa(user)
     replay = [(name, value) for name, values in request.POST.lists() if name not in SKIP_FIELDS
               for value in values] if request.method == "POST" else []
     response = render(request, TEMPLATE, {
-        "action": action, "error": error, "notice": notice, "has_device": has_device,
+        "action": action, "error": attempt.error, "notice": attempt.notice, "has_device": has_device,
         "sms_devices": devices.sms_devices(user) if has_device else [], "replay": replay,
         "code_field": CODE_FIELD, "sms_field": SMS_FIELD, "form_action": request.get_full_path(),
         "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
-    }, status=status if has_device else 403)
-    if status == 429:
-        response["Retry-After"] = "60"
-    return response
+    }, status=attempt.status if has_device else 403)
+    return with_retry_after(response, attempt)
 
 
 def step_up_context(request: HttpRequest) -> dict[str, Any]:

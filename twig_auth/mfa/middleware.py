@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
@@ -22,8 +21,6 @@ from twig_auth.orgs.active import current_membership
 
 V = TypeVar("V", bound=Callable[..., Any])
 
-BLOCKED_MESSAGE = ("{org} requires two-factor authentication and your grace period is over. Set it up to "
-                   "continue.")
 
 
 def mfa_exempt(view: V) -> V:
@@ -56,7 +53,6 @@ class MfaEnforcementMiddleware:
         try:
             enforcement.check(user.pk, membership.org_id, membership.role)
         except MfaEnrollmentRequired:
-            messages.warning(request, BLOCKED_MESSAGE.format(org=membership.org.name))
             target = reverse("twig_auth:mfa")
             if request.method == "GET":
                 target += "?" + urlencode({"next": request.get_full_path()})

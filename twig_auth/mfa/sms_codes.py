@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.db.models import Case, F, Q, Value, When
 
@@ -37,23 +38,39 @@ def send_code(device: SmsDevice) -> None:
     resend_after = now - dt.timedelta(seconds=app_settings.MFA_SMS_RESEND_SECONDS)
     allowed = (Q(sent_at__isnull=True) | Q(sent_at__lte=resend_after)) \
         & (new_window | Q(sent_in_window__lt=app_settings.MFA_SMS_MAX_PER_HOUR))
-    previous = SmsDevice.objects.filter(pk=device.pk).values("sent_at", "window_started_at", "sent_in_window").first()
+    previous = SmsDevice.objects.filter(pk=device.pk).values("token_digest", "valid_until", "last_used_at", "sent_at",
+                                                             "window_started_at", "sent_in_window").first() or {}
+    digest = codes.code_digest(code, "sms")
     claimed = SmsDevice.objects.filter(allowed, pk=device.pk).update(
-        token_digest=codes.code_digest(code, "sms"),
+        token_digest=digest,
         valid_until=now + dt.timedelta(seconds=app_settings.MFA_SMS_CODE_SECONDS),
         sent_at=now,
         sent_in_window=Case(When(new_window, then=Value(1)), default=F("sent_in_window") + 1),
         window_started_at=Case(When(new_window, then=Value(now)), default=F("window_started_at")),
     )
     if not claimed:
-        raise MfaThrottled(_wait_seconds(device.pk, now),
-                           "A code was sent a moment ago. Wait before asking for another one.")
+        wait = _wait_seconds(device.pk, now)
+        raise MfaThrottled(wait, "A code was sent a moment ago. Wait before asking for another one."
+                           if wait <= app_settings.MFA_SMS_RESEND_SECONDS + 1 else
+                           f"This phone has had {app_settings.MFA_SMS_MAX_PER_HOUR} codes in the last hour. "
+                           f"Try again in {max(1, -(-wait // 60))} minutes, or use another method.")
     try:
         sms.get_gateway().send(device.number, message_body(code))
     except sms.GatewayError as exc:
         logger.warning("SMS to device %s failed: %s", device.pk, exc)
-        SmsDevice.objects.filter(pk=device.pk).update(token_digest="", valid_until=None, **(previous or {}))
+        _undo_claim(device.pk, digest, previous)
         raise SmsDeliveryFailed() from None
+
+
+def _undo_claim(pk: int, digest: str, previous: dict[str, Any]) -> None:
+    """Give back a failed send: it does not count, and the code delivered before it stays valid, unless that
+    code was used after ``previous`` was read (``last_used_at`` moved): then it stays spent."""
+    ours = SmsDevice.objects.filter(pk=pk, token_digest=digest)
+    counters = {k: previous.get(k) for k in ("sent_at", "window_started_at")}
+    counters["sent_in_window"] = previous.get("sent_in_window", 0)
+    if not ours.filter(last_used_at=previous.get("last_used_at")).update(
+            token_digest=previous.get("token_digest", ""), valid_until=previous.get("valid_until"), **counters):
+        ours.update(token_digest="", valid_until=None, **counters)
 
 
 def _wait_seconds(pk: int, now: dt.datetime) -> int:

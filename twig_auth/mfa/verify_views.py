@@ -1,0 +1,95 @@
+"""The two pages that ask for a code: the step-up page (``/mfa/verify/?next=``) and the second step of sign-in
+(``/login/verify/``). Both go through :func:`twig_auth.mfa.guard.try_second_factor`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from twig_auth.conf import app_settings
+from twig_auth.mfa import devices, guard, pending, stepup
+from twig_auth.mfa.forms import CodeForm
+from twig_auth.mfa.middleware import mfa_exempt
+from twig_auth.passwords.views import finish_login, safe_next
+
+
+def _render_step_up(request: HttpRequest, next_url: str, attempt: guard.Attempt) -> HttpResponse:
+    has_device = devices.has_mfa(request.user)
+    response = render(request, guard.TEMPLATE, {
+        "action": "continue", "error": attempt.error, "notice": attempt.notice, "has_device": has_device,
+        "sms_devices": devices.sms_devices(request.user) if has_device else [],
+        "replay": [("next", next_url)], "code_field": "code", "sms_field": "send_sms",
+        "form_action": reverse("twig_auth:mfa_verify"),
+        "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
+    }, status=attempt.status if has_device else 403)
+    return guard.with_retry_after(response, attempt)
+
+
+@mfa_exempt
+@sensitive_post_parameters("code")
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    next_url = safe_next(request)
+    if request.method != "POST":
+        return _render_step_up(request, next_url, guard.Attempt())
+    send_sms = "send_sms" in request.POST
+    form = CodeForm(request.POST)
+    if not send_sms and not form.is_valid():
+        return _render_step_up(request, next_url, guard.Attempt(error=form.errors["code"][0], status=400))
+    attempt = guard.try_second_factor(request, request.user, code=form.cleaned_data.get("code") if not send_sms
+                                      else None, send_sms=send_sms, purpose="step_up")
+    if not attempt.method:
+        return _render_step_up(request, next_url, attempt)
+    stepup.mark_verified(request.session)
+    return HttpResponseRedirect(next_url)
+
+
+def _render_login(request: HttpRequest, user: Any, form: CodeForm, attempt: guard.Attempt) -> HttpResponse:
+    phones = devices.sms_devices(user)
+    if form.is_bound:  # never echo a code back into the page
+        data = form.data.copy()
+        data["code"] = ""
+        form.data = data
+    if attempt.error:
+        form.add_error("code" if attempt.status == 400 else None, attempt.error)
+    response = render(request, "twig_auth/mfa/login.html", {
+        "form": form, "pending_email": getattr(user, "email", ""), "sms_device": phones[0] if phones else None,
+        "has_totp": devices.has_totp(user), "notice": attempt.notice,
+    }, status=attempt.status)
+    return guard.with_retry_after(response, attempt)
+
+
+@mfa_exempt
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_verify(request: HttpRequest) -> HttpResponse:
+    user = pending.pending_user(request.session)
+    if user is None:
+        pending.clear(request.session)
+        messages.error(request, "Your sign-in expired, start again.")
+        return HttpResponseRedirect(reverse("twig_auth:login"))
+    if request.method != "POST":
+        return _render_login(request, user, CodeForm(), guard.Attempt())
+    send_sms = "send_sms" in request.POST
+    form = CodeForm(request.POST if not send_sms else None)
+    if not send_sms and not form.is_valid():
+        return _render_login(request, user, form, guard.Attempt(status=400))
+    attempt = guard.try_second_factor(request, user, code=None if send_sms else form.cleaned_data["code"],
+                                      send_sms=send_sms, purpose="login")
+    if not attempt.method:
+        return _render_login(request, user, form, attempt)
+    data = pending.current(request.session) or {}
+    return finish_login(request, user, mfa_method=attempt.method, next_url=data.get("next") or None)

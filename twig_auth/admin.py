@@ -2,5 +2,6 @@
 
 from twig_auth.apikeys import admin as _apikeys_admin  # noqa: F401
 from twig_auth.audit import admin as _audit_admin  # noqa: F401
+from twig_auth.mfa import admin as _mfa_admin  # noqa: F401
 from twig_auth.orgs import admin as _orgs_admin  # noqa: F401
 from twig_auth.usersessions import admin as _sessions_admin  # noqa: F401

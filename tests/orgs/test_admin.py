@@ -9,10 +9,10 @@ from twig_auth.orgs.models import Membership
 
 
 @pytest.fixture
-def admin_client(client, make_user):
+def admin_client(client, make_user, stepped_up):
     staff = make_user("ops@example.test", is_staff=True, is_superuser=True)
     client.force_login(staff, backend="twig_auth.passwords.backends.EmailBackend")
-    return client
+    return stepped_up()  # role changes need a recent second factor (tests/mfa/test_step_up.py covers the prompt)
 
 
 def test_role_change_in_the_admin_goes_through_the_service_and_is_audited(admin_client, org, make_member):

@@ -30,6 +30,17 @@ def sign_in(email: str, *, agent: str = FIREFOX, ip: str = "198.51.100.1") -> Cl
     return client
 
 
+def step_up(client: Client) -> Client:
+    """Mark ``client``'s session as having passed a second factor just now: saving security settings needs it
+    (the prompt itself is tested in tests/mfa/test_step_up.py)."""
+    from twig_auth.mfa import stepup
+
+    session = client.session
+    stepup.mark_verified(session)
+    session.save()
+    return client
+
+
 def record_key(client: Client) -> str:
     from twig_auth.usersessions import cookie
 
@@ -269,7 +280,7 @@ def test_security_page_needs_sign_in(client: Any, db: None) -> None:
 
 
 def test_saving_updates_the_org_settings(org: Any, admin: Any) -> None:
-    boss = sign_in("ada@acme.test")
+    boss = step_up(sign_in("ada@acme.test"))
     data = security_form(session_timeout="12", session_timeout_unit="hours", session_renew=None,
                          session_max_concurrent="5", session_ip_binding="on", lockout_max_attempts="8",
                          lockout_window="30", lockout_lock="60", mfa_admins=None, mfa_all="on", mfa_grace_days="14")

@@ -25,9 +25,11 @@ from twig_auth.apikeys import services
 from twig_auth.apikeys.forms import ApiKeyCreateForm, ApiKeyRollForm
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.apikeys.queries import usage_summary, visible_keys
+from twig_auth.apikeys.scopes import Scope
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import InvalidInput, NotFound, PermissionDenied
+from twig_auth.mfa.guard import require_step_up
 from twig_auth.orgs.active import current_membership
 from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import Role
@@ -89,6 +91,13 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render_list(request, membership, form)
     try:
+        if Scope.ADMIN in form.cleaned_data["scopes"]:
+            # Refusals (bad values, a scope above the role) come at once; only a key that would be created
+            # asks for a second factor.
+            services.validate_request(creator=membership, **form.cleaned_data)
+            prompt = require_step_up(request, action="create an API key with the admin scope")
+            if prompt is not None:
+                return prompt
         key, plaintext = services.issue_api_key(creator=membership, context=RequestContext.from_request(request),
                                                 **form.cleaned_data)
     except InvalidInput as exc:

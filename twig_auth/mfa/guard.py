@@ -86,13 +86,13 @@ def require_step_up(request: HttpRequest, *, action: str) -> HttpResponse | None
         return None
     user = request.user
     attempt = Attempt()
-    if request.method == "POST" and (CODE_FIELD in request.POST or SMS_FIELD in request.POST):
+    has_device = devices.has_mfa(user)
+    if has_device and request.method == "POST" and (CODE_FIELD in request.POST or SMS_FIELD in request.POST):
         attempt = try_second_factor(request, user, code=request.POST.get(CODE_FIELD),
                                     send_sms=SMS_FIELD in request.POST, purpose="step_up")
         if attempt.method:
             stepup.mark_verified(request.session)
             return None
-    has_device = devices.has_mfa(user)
     replay = [(name, value) for name, values in request.POST.lists() if name not in SKIP_FIELDS
               for value in values] if request.method == "POST" else []
     response = render(request, TEMPLATE, {

@@ -192,13 +192,14 @@ def reset_member(*, membership: Membership, context: RequestContext) -> int:
 
     The actor must be an admin of the member's org and at least the member's rank; nobody resets their own.
     """
-    from twig_auth.orgs.services import actor_membership
+    from twig_auth.orgs.services import actor_membership, is_operator
 
     actor = actor_membership(membership.org, context)
-    if actor is None or not actor.has_role(Role.ADMIN) or not actor.has_role(membership.role):
-        raise PermissionDenied("Only admins can reset a member's MFA, and only for members up to their own role.")
-    if actor.pk == membership.pk:
+    if actor is not None and actor.pk == membership.pk:
         raise PermissionDenied("You cannot reset your own MFA. Remove a device on the Two-factor page instead.")
+    if not is_operator(context) and (
+            actor is None or not actor.has_role(Role.ADMIN) or not actor.has_role(membership.role)):
+        raise PermissionDenied("Only admins can reset a member's MFA, and only for members up to their own role.")
     user = membership.user
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=user).delete()[0] + SmsDevice.objects.filter(user=user).delete()[0]

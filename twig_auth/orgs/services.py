@@ -25,7 +25,7 @@ def actor_membership(org: Organization, context: RequestContext) -> Membership |
     return Membership.objects.filter(org=org, user=actor).first()
 
 
-def _is_operator(context: RequestContext) -> bool:
+def is_operator(context: RequestContext) -> bool:
     """An operator is a management command (no actor) or a Django superuser."""
     return context.actor is None or bool(getattr(context.actor, "is_superuser", False))
 
@@ -33,7 +33,7 @@ def _is_operator(context: RequestContext) -> bool:
 def _require_admin(org: Organization, context: RequestContext, *, assigning: str | None = None,
                    target: Membership | None = None) -> None:
     """Refuse unless the actor may manage members: admin or above, never above their own rank."""
-    if _is_operator(context):
+    if is_operator(context):
         return
     mine = actor_membership(org, context)
     if mine is None or not mine.has_role(Role.ADMIN):
@@ -152,7 +152,7 @@ def remove_member(*, membership: Membership, context: RequestContext | None = No
 def update_org_settings(*, org: Organization, patch: Any, context: RequestContext | None = None) -> dict[str, Any]:
     """Validate and merge a settings PATCH; return the full effective document."""
     context = context or RequestContext.system()
-    if not _is_operator(context):
+    if not is_operator(context):
         mine = actor_membership(org, context)
         if mine is None or not mine.has_role(Role.ADMIN):
             raise PermissionDenied("Only admins can change organization settings.")
@@ -174,7 +174,7 @@ def update_org_settings(*, org: Organization, patch: Any, context: RequestContex
 
 def _require_group_manager(group: Group, context: RequestContext, *, full_control: bool = False) -> None:
     """Org admins manage every group; a group's managers add and remove members; its admins do all."""
-    if _is_operator(context):
+    if is_operator(context):
         return
     mine = actor_membership(group.org, context)
     if mine is None:
@@ -191,7 +191,7 @@ def _require_group_manager(group: Group, context: RequestContext, *, full_contro
 def create_group(*, org: Organization, name: str, description: str = "",
                  context: RequestContext | None = None) -> Group:
     context = context or RequestContext.system()
-    if not _is_operator(context):
+    if not is_operator(context):
         mine = actor_membership(org, context)
         if mine is None or not role_at_least(mine.role, Role.MANAGER):
             raise PermissionDenied("Only managers and admins can create groups.")

@@ -12,6 +12,8 @@ from django.views.decorators.http import require_http_methods
 
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import InvalidInput, PermissionDenied
+from twig_auth.mfa.guard import require_step_up
+from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs import policy
 from twig_auth.orgs.active import current_membership, memberships_of, switch_org
 from twig_auth.orgs.roles import Role
@@ -20,6 +22,7 @@ from twig_auth.passwords.views import safe_next
 from twig_auth.usersessions.forms import SecuritySettingsForm, changed
 
 
+@mfa_exempt  # a member blocked by one org's MFA policy may still switch to another org
 @login_required
 @require_http_methods(["GET", "POST"])
 def choose_org(request: HttpRequest) -> HttpResponse:
@@ -59,6 +62,11 @@ def security_settings(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Nothing changed.")
             return HttpResponseRedirect(reverse("twig_auth:security_settings"))
         try:
+            # Wrong values are shown at once; only a change that would be saved asks for a second factor.
+            policy.validate_patch(patch, enterprise=org.is_enterprise)
+            prompt = require_step_up(request, action="change the organization's security settings")
+            if prompt is not None:
+                return prompt
             update_org_settings(org=org, patch=patch, context=RequestContext.from_request(request))
         except InvalidInput as exc:
             form.add_service_errors(exc.errors)

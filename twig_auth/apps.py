@@ -11,6 +11,9 @@ class TwigAuthConfig(AppConfig):
 
     def ready(self) -> None:
         from twig_auth import checks  # noqa: F401  (registers the system checks)
+        from twig_auth.authz import registry
+
+        registry.register_builtin()
         from twig_auth.apikeys import receivers  # noqa: F401
         from twig_auth.mfa import receivers as _mfa_receivers  # noqa: F401
         from twig_auth.tokens import receivers as _token_receivers  # noqa: F401

@@ -45,6 +45,8 @@ class Membership(models.Model):
                                   help_text="Member attributes for policies, e.g. {\"department\": \"support\"}.")
     created_at = models.DateTimeField(auto_now_add=True)
     role_changed_at = models.DateTimeField(null=True, blank=True)
+    access_control = models.JSONField(null=True, blank=True,
+                                      help_text='Optional time window: {"allowedHours": {...}, "allowedDays": [...]}.')
     mfa_required_since = models.DateTimeField(
         null=True, blank=True, help_text="When the org's MFA policy first applied to this member (grace starts).")
 
@@ -66,6 +68,8 @@ class Group(models.Model):
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=150)
     description = models.CharField(max_length=500, blank=True)
+    access_control = models.JSONField(null=True, blank=True,
+                                      help_text='Optional time window for the group\'s grants.')
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(Membership, through="GroupMembership", related_name="groups")
 

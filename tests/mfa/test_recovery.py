@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 
 import pytest
-from django.db import connection
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from tests.conftest import oathtool
+from tests.support.concurrency import race
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
@@ -170,24 +169,7 @@ def test_concurrent_use_of_one_code_lets_exactly_one_through(enrolled, settings)
     settings.TWIG_AUTH = {**settings.TWIG_AUTH, "MFA_MAX_FAILURES": 100}  # every thread checks its code
     user, _, issued = enrolled
     threads_n = 12
-    barrier = threading.Barrier(threads_n)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def use() -> None:
-        try:
-            barrier.wait()
-            result = outcome(user, issued[3])
-        finally:
-            connection.close()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=use) for _ in range(threads_n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = race(threads_n, lambda: outcome(user, issued[3]))
     assert sorted(results) == ["mfa_required"] * 11 + ["recovery"], results
     assert recovery.remaining(user) == 9
     assert AuditEvent.objects.filter(event="MFA_RECOVERY_CODE_USED").count() == 1

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from django.db import connection
 
+from tests.support.concurrency import race
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
@@ -274,29 +274,6 @@ def test_send_login_sms_for_a_user_without_a_phone_sends_nothing(make_user, capf
     assert texted(capfd) == []
 
 
-def race(n: int, attempt: Any) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            outcome_: object = attempt()
-        except Exception as exc:  # noqa: BLE001
-            outcome_ = exc
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome_)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == n
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

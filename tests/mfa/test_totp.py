@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import threading
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from django.db import connection
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.conftest import oathtool
+from tests.support.concurrency import race
 from twig_auth import signals
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
@@ -243,30 +242,6 @@ def test_any_of_several_apps_works_and_each_keeps_its_own_floor(make_user, totp_
 # --- concurrency -----------------------------------------------------------------------------------------
 
 
-def race(n: int, attempt) -> list[object]:
-    """Run ``attempt()`` in ``n`` threads released together, each on its own database connection."""
-    barrier = threading.Barrier(n)
-    results: list[object] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            outcome: object = attempt()
-        except Exception as exc:  # noqa: BLE001
-            outcome = exc
-        finally:
-            connection.close()
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == n, "a thread did not finish"
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

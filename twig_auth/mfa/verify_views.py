@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -19,6 +18,7 @@ from twig_auth.conf import app_settings
 from twig_auth.mfa import devices, guard, pending, stepup
 from twig_auth.mfa.forms import CodeForm
 from twig_auth.mfa.middleware import mfa_exempt
+from twig_auth.mfa.views import code_page
 from twig_auth.passwords.views import finish_login, safe_next
 
 
@@ -34,11 +34,7 @@ def _render_step_up(request: HttpRequest, next_url: str, attempt: guard.Attempt)
     return guard.with_retry_after(response, attempt)
 
 
-@mfa_exempt
-@sensitive_post_parameters("code")
-@never_cache
-@login_required
-@require_http_methods(["GET", "POST"])
+@code_page
 def verify(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request)
     if request.method != "POST":

@@ -8,6 +8,7 @@ and every page here is sent with ``Cache-Control: no-store``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -42,6 +43,15 @@ T = "twig_auth/mfa/"
 SESSION_TOTP = "twig_mfa_setup_totp"
 SESSION_SMS = "twig_mfa_setup_sms"
 THROTTLED_IP = "Too many attempts from your network. Wait a minute, then try again."
+
+
+def code_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A signed-in page that takes a code by POST: open to members blocked by the MFA policy (it is how
+    they get unblocked), never cached, the code kept out of error reports."""
+    for decorate in (require_http_methods(["GET", "POST"]), login_required, never_cache,
+                     sensitive_post_parameters("code"), mfa_exempt):
+        view = decorate(view)
+    return view
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -166,11 +176,7 @@ def _render_totp(request: HttpRequest, form: TotpConfirmForm | None, status: int
     }, status=status)
 
 
-@mfa_exempt
-@sensitive_post_parameters("code")
-@never_cache
-@login_required
-@require_http_methods(["GET", "POST"])
+@code_page
 def totp_setup(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _render_totp(request, None)
@@ -227,11 +233,7 @@ def _render_sms(request: HttpRequest, *, phone_form: PhoneForm | None = None, co
     }, status=status)
 
 
-@mfa_exempt
-@sensitive_post_parameters("code")
-@never_cache
-@login_required
-@require_http_methods(["GET", "POST"])
+@code_page
 def sms_setup(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         if request.GET.get("change"):

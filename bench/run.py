@@ -31,7 +31,7 @@ def _discover(pattern: str | None) -> list[str]:
 
 def _versions() -> str:
     parts = [f"Python {platform.python_version()}"]
-    for dist in ("Django", "bcrypt", "django-axes", "redis", "psycopg"):
+    for dist in ("Django", "bcrypt", "django-axes", "redis", "psycopg", "cedarpy", "casbin"):
         try:
             parts.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:

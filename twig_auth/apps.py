@@ -11,6 +11,7 @@ class TwigAuthConfig(AppConfig):
 
     def ready(self) -> None:
         from twig_auth import checks  # noqa: F401  (registers the system checks)
+        from twig_auth.authz import members as _authz_signals  # noqa: F401  (policy versions, cache invalidation)
         from twig_auth.authz import registry
 
         registry.register_builtin()

@@ -88,7 +88,7 @@ else:
 
 # --- auth ------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"
-AUTHENTICATION_BACKENDS = ["twig_auth.passwords.backends.EmailBackend"]
+AUTHENTICATION_BACKENDS = ["twig_auth.passwords.backends.EmailBackend", "twig_auth.authz.backends.AuthzBackend"]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

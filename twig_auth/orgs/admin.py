@@ -223,6 +223,8 @@ class GroupAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         """Route inline group-membership changes through the services, so each is audited."""
         ctx = _ctx(request)
         group = form.instance
+        # The admin's change message reads these lists of a saved formset; the services below do the saving.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if group.pk is None:
             return
         for inline in formset.forms:

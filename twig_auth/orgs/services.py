@@ -107,6 +107,9 @@ def add_member(*, org: Organization, user: Any, role: str = Role.USER,
     context = context or RequestContext.system()
     _check_role(role)
     _require_admin(org, context, assigning=role)
+    from twig_auth.authz import sod
+
+    sod.check_new_member(org, role)  # separation of duties: a role alone may hold both sides of a rule
     return _create_membership(org, user, role, context)
 
 
@@ -122,6 +125,9 @@ def change_role(*, membership: Membership, role: str, context: RequestContext | 
         return membership
     if old == Role.SUPER_ADMIN:
         _keep_a_super_admin(membership)
+    from twig_auth.authz import sod
+
+    sod.check_role_change(membership, role)  # separation of duties: refuse holding both sides of a rule
     membership.role = role
     membership.role_changed_at = clock.now()
     membership.save(update_fields=["role", "role_changed_at"])
@@ -244,6 +250,9 @@ def add_to_group(*, group: Group, membership: Membership, role: str = GroupRole.
     if membership.org_id != group.org_id:
         raise InvalidInput({"membership": ["That person is not a member of this group's organization."]})
     _require_group_manager(group, context, full_control=role != GroupRole.MEMBER)
+    from twig_auth.authz import sod
+
+    sod.check_group_join(membership, group)  # separation of duties: the group's grants become theirs
     link, created = GroupMembership.objects.get_or_create(group=group, membership=membership,
                                                           defaults={"role": role})
     if not created:

@@ -1,7 +1,8 @@
 """Every endpoint × method × each of the 15 non-empty scope sets: allowed (the endpoint's own success status) or
 403 ``insufficient_scope`` naming the scope the contract requires, with nothing written.
 
-The keys' creator is a super admin so the role never blocks; only the scope decides.
+The keys' creator is a super admin so the role never blocks (and holds a ``deploy`` grant, which no role holds);
+only the scope decides.
 
 Speed: this module issues 15+ keys per test, so it stores them with the HMAC-SHA256 hasher (the setting
 ``API_KEY_HASHER``) instead of bcrypt cost 12; scope checks do not depend on the hasher, and bcrypt itself
@@ -19,6 +20,8 @@ import pytest
 
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.apikeys.services import issue_api_key
+from twig_auth.authz import services as authz_services
+from twig_auth.authz.models import Grant, Policy
 from twig_auth.core.context import RequestContext
 from twig_auth.orgs.models import Membership
 from twig_project.workspace import services
@@ -36,10 +39,13 @@ def _hmac_keys(settings: Any) -> None:
     settings.TWIG_AUTH = {**settings.TWIG_AUTH, "API_KEY_HASHER": HMAC_HASHER}
 
 
+POLICY = {"resource": "agent:*", "action": "use", "effect": "allow", "conditions": [{"user.role": "manager"}]}
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
-    path: str  # may contain {agent}, {source}, {key}
+    path: str  # may contain {agent}, {source}, {key}, {grant}, {policy}
     scope: str
     ok: int
     body: Any = None
@@ -71,6 +77,16 @@ ROUTES = [
     Route("DELETE", "/api/api-keys/{key}", "admin", 204),
     Route("POST", "/api/api-keys/{key}/roll", "admin", 201, {"expires_in": 0}),
     Route("GET", "/api/api-keys/{key}/usage", "admin", 200),
+    Route("GET", "/api/authz/explain?member=owner@acme.test&action=use&resource=agent:{agent}", "admin", 200),
+    Route("GET", "/api/grants", "admin", 200),
+    Route("POST", "/api/grants", "admin", 201,
+          {"resource": "agent:{agent}", "action": "view", "user": "owner@acme.test"}),
+    Route("DELETE", "/api/grants/{grant}", "admin", 204),
+    Route("GET", "/api/policies", "admin", 200),
+    Route("POST", "/api/policies", "admin", 201, {"name": "new {agent}", "policy": POLICY}),
+    Route("GET", "/api/policies/{policy}", "admin", 200),
+    Route("PUT", "/api/policies/{policy}", "admin", 200, {"name": "renamed {agent}", "policy": POLICY}),
+    Route("DELETE", "/api/policies/{policy}", "admin", 204),
 ]
 
 
@@ -89,8 +105,8 @@ def test_the_matrix_covers_every_api_route():
     api = {r for r in walk(get_resolver().url_patterns) if r.startswith("api/") and not r.endswith("/")
            and not r.startswith(("api/schema", "api/docs", "api/auth/"))}
     normalized = {r.replace("<str:pk>", "{x}").replace("<str:id>", "{x}") for r in api}
-    covered = {r.path[1:].replace("{agent}", "{x}").replace("{source}", "{x}").replace("{key}", "{x}")
-               for r in ROUTES}
+    covered = {r.path[1:].split("?")[0].replace("{agent}", "{x}").replace("{source}", "{x}").replace("{key}", "{x}")
+               .replace("{grant}", "{x}").replace("{policy}", "{x}") for r in ROUTES}
     assert normalized == covered
 
 
@@ -107,20 +123,27 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
 def _counts() -> dict[str, int]:
     return {"agents": Agent.objects.count(), "sources": DataSource.objects.count(),
             "keys": ApiKey.objects.filter(revoked_at__isnull=True).count(),
-            "interactions": Interaction.objects.count()}
+            "interactions": Interaction.objects.count(), "grants": Grant.objects.count(),
+            "policies": Policy.objects.count()}
 
 
 @pytest.fixture
 def fresh_ids(owner: Membership) -> Callable[[], dict[str, str]]:
     """New objects for every request, so a destructive call never meets one already deleted."""
     system = RequestContext.system()
+    authz_services.grant_permission(org=owner.org, resource_type="agent", resource_id="*", action="deploy",
+                                    user=owner.user, context=system)
 
     def make() -> dict[str, str]:
         agent = services.create_agent(org=owner.org, name="Support", config={"faq": {"refund": "5 days."}},
                                       context=system)
         source = services.create_data_source(org=owner.org, name="Help", kind="website", context=system)
         target, _ = issue_api_key(creator=owner, name="target", scopes=["read"], environment="live")
-        return {"agent": agent.pk, "source": source.pk, "key": target.pk}
+        grant = authz_services.grant_permission(org=owner.org, resource_type="agent", resource_id=agent.pk,
+                                                action="use", user=owner.user, context=system)
+        policy = authz_services.create_policy(org=owner.org, name=f"policy {agent.pk}",
+                                              document={"policy": POLICY}, context=system)
+        return {"agent": agent.pk, "source": source.pk, "key": target.pk, "grant": grant.pk, "policy": policy.pk}
 
     return make
 

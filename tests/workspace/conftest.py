@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from twig_auth.authz import services as authz_services
+from twig_auth.authz.decisions import resource_key
+from twig_auth.authz.models import Grant
 from twig_auth.core.context import RequestContext
 from twig_auth.mfa import stepup
-from twig_auth.orgs.models import Membership, Organization
+from twig_auth.orgs.models import Group, Membership, Organization
 from twig_project.workspace import services
 from twig_project.workspace.models import Agent, DataSource
 
@@ -75,3 +78,18 @@ def other_org(make_org: Callable[..., Organization], make_member: Callable[..., 
     other = make_org("globex", plan="free")
     make_member(other, "super_admin", email="owner@globex.test")
     return other
+
+
+@pytest.fixture
+def grant(db: None) -> Callable[..., Grant]:
+    """``grant(member_or_group, action, resource, **kw)``: a grant made by an operator through the service;
+    ``resource`` is a model instance or ``"type:id"`` (``"agent:*"``)."""
+
+    def make(who: Membership | Group, action: str, resource: Any, **kw: Any) -> Grant:
+        key = resource if isinstance(resource, str) else resource_key(resource)
+        rtype, _, rid = key.partition(":")
+        grantee = {"group": who} if isinstance(who, Group) else {"user": who.user}
+        return authz_services.grant_permission(org=who.org, resource_type=rtype, resource_id=rid, action=action,
+                                               context=RequestContext.system(), **grantee, **kw)
+
+    return make

@@ -29,12 +29,15 @@ def test_manager_creates_a_draft_agent_with_an_opaque_id(api_as, org, members):
     assert event.org == org and event.target_id == agent.pk and event.email == "manager@acme.test"
 
 
-def test_any_member_lists_only_their_orgs_agents(api_as, org, members, other_org, make_agent):
+def test_a_wildcard_grant_lists_only_the_members_orgs_agents(api_as, org, members, other_org, make_agent, grant):
     mine = make_agent(org, "Mine")
     make_agent(other_org, "Theirs")
+    assert api_as("user").get("/api/agents").json() == []  # least privilege: nothing without a grant
+    grant(members["user"], "view", "agent:*")
     response = api_as("user").get("/api/agents")
     assert response.status_code == 200
     assert [a["id"] for a in response.json()] == [mine.pk]
+    assert [a["id"] for a in api_as("manager").get("/api/agents").json()] == [mine.pk]  # by role
 
 
 def test_agent_of_another_org_is_not_found_for_every_method(api_as, members, other_org, make_agent):
@@ -54,8 +57,9 @@ def test_unknown_agent_id_is_not_found(api_as, members):
     assert_error(api_as("user").get("/api/agents/agt_doesnotexist"), 404, "not_found")
 
 
-def test_member_reads_an_agent(api_as, org, members, make_agent):
+def test_member_reads_an_agent(api_as, org, members, make_agent, grant):
     agent = make_agent(org, "Support")
+    grant(members["user"], "view", agent)
     response = api_as("user").get(f"/api/agents/{agent.pk}")
     assert response.status_code == 200
     assert response.json()["name"] == "Support"
@@ -69,13 +73,18 @@ def test_member_reads_an_agent(api_as, org, members, make_agent):
     ("delete", "/api/agents/{id}", None),
     ("post", "/api/agents/{id}/deploy", None),
 ])
-def test_plain_user_cannot_change_agents(api_as, org, members, make_agent, method, path, data):
+def test_plain_user_cannot_change_agents(api_as, org, members, make_agent, grant, method, path, data):
     agent = make_agent(org, "Support")
+    grant(members["user"], "use", agent)  # sees and uses it: changing it is refused, not hidden
     api = api_as("user")
     kwargs = {} if data is None else {"data": data}
     response = getattr(api, method)(path.format(id=agent.pk), **kwargs)
     body = assert_error(response, 403, "permission_denied")
-    assert "manager" in body["detail"]
+    if path == "/api/agents":
+        assert "manager" in body["detail"]
+    else:
+        denied = AuditEvent.objects.get(event="AUTHORIZATION_DENIED")
+        assert denied.details["reason"] == body["detail"] and denied.details["resource"] == f"agent:{agent.pk}"
     agent.refresh_from_db()
     assert (agent.name, agent.status) == ("Support", "draft")
     assert Agent.objects.count() == 1
@@ -116,9 +125,9 @@ def test_status_and_id_are_read_only(api_as, org, members, make_agent):
     assert Agent.objects.filter(pk="agt_x").count() == 0
 
 
-def test_delete_removes_the_agent_but_keeps_its_interactions(api_as, org, members, make_agent):
-    agent = make_agent(org, "Support")
+def test_delete_removes_the_agent_but_keeps_its_interactions(api_as, org, members):
     api = api_as("manager")
+    agent = Agent.objects.get(pk=api.post("/api/agents", {"name": "Support"}).json()["id"])  # its creator manages it
     asked = api.post("/api/query", {"agent": agent.pk, "question": "refund?"}).json()
     response = api.delete(f"/api/agents/{agent.pk}")
     assert response.status_code == 204
@@ -128,8 +137,9 @@ def test_delete_removes_the_agent_but_keeps_its_interactions(api_as, org, member
     assert AuditEvent.objects.filter(event="AGENT_DELETED", target_id=agent.pk).count() == 1
 
 
-def test_deploy_marks_the_agent_deployed(api_as, org, members, make_agent):
+def test_deploy_marks_the_agent_deployed(api_as, org, members, make_agent, grant):
     agent = make_agent(org, "Support")
+    grant(members["manager"], "deploy", agent)  # deploy is granted, never held by role
     response = api_as("manager").post(f"/api/agents/{agent.pk}/deploy")
     assert response.status_code == 200
     assert response.json()["status"] == "deployed" and response.json()["deployed_at"]
@@ -138,15 +148,17 @@ def test_deploy_marks_the_agent_deployed(api_as, org, members, make_agent):
     assert AuditEvent.objects.filter(event="AGENT_DEPLOYED", target_id=agent.pk).count() == 1
 
 
-def test_paths_accept_a_trailing_slash(api_as, org, members, make_agent):
+def test_paths_accept_a_trailing_slash(api_as, org, members, make_agent, grant):
     agent = make_agent(org, "Support")
+    grant(members["user"], "view", agent)
     api = api_as("user")
     assert api.get("/api/agents/").status_code == 200
     assert api.get(f"/api/agents/{agent.pk}/").json()["id"] == agent.pk
 
 
-def test_agent_list_uses_a_fixed_number_of_queries(api_as, org, members, make_agent):
+def test_agent_list_uses_a_fixed_number_of_queries(api_as, org, members, make_agent, grant):
     api = api_as("user")
+    grant(members["user"], "view", "agent:*")
     make_agent(org, "One")
     api.get("/api/agents")  # warm up: session, user and membership lookups
     reset_queries()  # each request clears the log, which would confuse a second capture
@@ -157,4 +169,4 @@ def test_agent_list_uses_a_fixed_number_of_queries(api_as, org, members, make_ag
     reset_queries()
     with CaptureQueriesContext(connection) as six:
         assert len(api.get("/api/agents").json()) == 6
-    assert len(six) == len(one) == 3  # user, membership, agents (the session record is cached)
+    assert len(six) == len(one) == 4  # user, membership, grants, agents (the session record is cached)

@@ -14,8 +14,10 @@ NUL = "a\x00b"
 
 
 @pytest.fixture
-def agent(org, make_agent):
-    return make_agent(org, "Support")
+def agent(org, members, make_agent, grant):
+    agent = make_agent(org, "Support")
+    grant(members["user"], "use", agent)  # the plain user below may ask it
+    return agent
 
 
 @pytest.fixture

@@ -31,9 +31,11 @@ def test_unknown_kind_is_invalid(api_as, members):
     assert DataSource.objects.count() == 0
 
 
-def test_members_list_only_their_orgs_sources(api_as, org, members, other_org, make_source):
+def test_members_list_only_their_orgs_sources(api_as, org, members, other_org, make_source, grant):
     mine = make_source(org, "Ours")
     make_source(other_org, "Theirs")
+    assert api_as("user").get("/api/data-sources").json() == []  # least privilege: nothing without a grant
+    grant(members["user"], "view", "data_source:*")
     response = api_as("user").get("/api/data-sources")
     assert response.status_code == 200
     assert [s["id"] for s in response.json()] == [mine.pk]
@@ -99,10 +101,17 @@ def test_delete_removes_the_source(api_as, org, members, make_source):
     ("delete", "/api/data-sources/{id}", None),
     ("post", "/api/data-sources/{id}/sync", None),
 ])
-def test_plain_user_cannot_change_data_sources(api_as, org, members, make_source, method, path, data):
+def test_plain_user_cannot_change_data_sources(api_as, org, members, make_source, grant, method, path, data):
     source = make_source(org, "Site")
+    grant(members["user"], "view", source)  # sees it: changing it is refused, not hidden
     kwargs = {} if data is None else {"data": data}
-    assert_error(getattr(api_as("user"), method)(path.format(id=source.pk), **kwargs), 403, "permission_denied")
+    body = assert_error(getattr(api_as("user"), method)(path.format(id=source.pk), **kwargs), 403,
+                        "permission_denied")
+    if path == "/api/data-sources":
+        assert "manager" in body["detail"]
+    else:
+        denied = AuditEvent.objects.get(event="AUTHORIZATION_DENIED")
+        assert denied.details["reason"] == body["detail"] and denied.details["resource"] == f"data_source:{source.pk}"
     source.refresh_from_db()
     assert (source.name, source.status) == ("Site", "idle")
     assert DataSource.objects.count() == 1

@@ -11,6 +11,12 @@ from .helpers import assert_error
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _user_may_use_every_agent(members, grant):
+    """These tests are about answers, not permissions (see test_authz_api.py): the plain user may use agents."""
+    grant(members["user"], "use", "agent:*")
+
+
 def test_query_answers_from_the_faq_and_records_the_interaction(api_as, org, members, make_agent):
     agent = make_agent(org, "Support")
     response = api_as("user").post("/api/query", {"agent": agent.pk, "question": "How long does a REFUND take?"})

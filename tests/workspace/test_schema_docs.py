@@ -18,6 +18,10 @@ CONTRACT_OPERATIONS = {
     ("/api/api-keys/{id}/roll", "post"), ("/api/api-keys/{id}/usage", "get"),
     ("/api/auth/token", "post"), ("/api/auth/token/refresh", "post"), ("/api/auth/token/revoke", "post"),
     ("/api/auth/logout", "delete"),
+    # authorization (issue 6): explain, grants, policies
+    ("/api/authz/explain", "get"), ("/api/grants", "get"), ("/api/grants", "post"), ("/api/grants/{id}", "delete"),
+    ("/api/policies", "get"), ("/api/policies", "post"), ("/api/policies/{id}", "get"),
+    ("/api/policies/{id}", "put"), ("/api/policies/{id}", "delete"),
 }
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from twig_auth.audit.models import AuditEvent
+from twig_auth.authz.models import Grant
 from twig_auth.orgs.models import Membership, Organization
 from twig_project.workspace.models import Agent, DataSource
 
@@ -35,7 +36,7 @@ def _run(*args: str) -> str:
 
 def _counts() -> tuple[int, ...]:
     return (Organization.objects.count(), get_user_model().objects.count(), Membership.objects.count(),
-            Agent.objects.count(), DataSource.objects.count(), AuditEvent.objects.count())
+            Agent.objects.count(), DataSource.objects.count(), Grant.objects.count(), AuditEvent.objects.count())
 
 
 def test_creates_the_contract_orgs_members_agents_and_sources():
@@ -50,6 +51,10 @@ def test_creates_the_contract_orgs_members_agents_and_sources():
     assert all(a.config.get("faq") for a in Agent.objects.all())
     assert get_user_model().objects.get(email="user@acme.test").check_password("TwigDemo-2026!")
     assert AuditEvent.objects.filter(event="MEMBER_ADDED").count() == 5
+    support = Agent.objects.get(org__slug="acme", name="Support assistant")
+    grants = set(Grant.objects.values_list("user__email", "action", "resource_type", "resource_id"))
+    assert grants == {("user@acme.test", "use", "agent", support.pk), ("manager@acme.test", "deploy", "agent", "*")}
+    assert AuditEvent.objects.filter(event="PERMISSION_GRANTED").count() == 2
     assert "owner@acme.test" in output and "TwigDemo-2026!" in output and "/login/" in output
 
 
@@ -74,7 +79,7 @@ def test_password_option_updates_every_demo_password():
 def test_weak_password_is_refused_before_anything_is_written():
     with pytest.raises(CommandError, match="too weak"):
         _run("--password", "short")
-    assert _counts() == (0, 0, 0, 0, 0, 0)
+    assert _counts() == (0, 0, 0, 0, 0, 0, 0)
 
 
 def test_drifted_role_is_put_back_through_the_service():
@@ -91,7 +96,8 @@ def test_demo_user_can_use_the_api(client):
     _run()
     assert client.post("/login/", {"email": "user@acme.test", "password": "TwigDemo-2026!"}).status_code == 302
     agents = client.get("/api/agents").json()
-    support = next(a for a in agents if a["name"] == "Support assistant")
+    assert [a["name"] for a in agents] == ["Support assistant"]  # only what was granted, not the HR helper
+    support = agents[0]
     response = client.post("/api/query", {"agent": support["id"], "question": "Where is my refund?"},
                            content_type="application/json")
     assert response.json()["answer"] == "Refunds take 5 business days."

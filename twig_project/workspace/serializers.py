@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from twig_auth.contrib.rest_framework.authz import visible
 from twig_project.workspace.models import (
     DESCRIPTION_MAX,
     INSTRUCTIONS_MAX,
@@ -132,7 +133,11 @@ class InteractionFilterSerializer(serializers.Serializer):
 
 
 class AgentReferenceField(StrictCharField):
-    """An agent id of the request's org, given as ``agent`` in a request body; validates to the :class:`Agent`."""
+    """An agent id of the request's org, given as ``agent`` in a request body; validates to the :class:`Agent`.
+
+    With the ``request`` in the serializer's context, an agent hidden from the caller (see
+    :func:`~twig_auth.contrib.rest_framework.authz.visible`) is as unknown as one that does not exist.
+    """
 
     default_error_messages = {**StrictCharField.default_error_messages,
                               "unknown": "No agent with this id in your organization."}
@@ -143,7 +148,8 @@ class AgentReferenceField(StrictCharField):
             validator(agent_id)
         org = self.context.get("org")
         agent = Agent.objects.of_org(org).filter(pk=agent_id).first() if len(agent_id) <= 64 else None
-        if agent is None:
+        request = self.context.get("request")
+        if agent is None or (request is not None and not visible(request, agent)):
             self.fail("unknown")
         return agent
 

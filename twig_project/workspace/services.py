@@ -1,7 +1,8 @@
 """Write workflows of the reference API. Each runs in one transaction and leaves an audit event.
 
-Callers (views, the demo command) have already checked the actor's role: the role rules live in
-:mod:`twig_auth.contrib.rest_framework.permissions` and :mod:`.permissions`.
+Callers (views, the demo command) have already checked what the actor may do: the rules live in
+:mod:`.permissions` (the decision API of :mod:`twig_auth.authz` through the DRF classes of
+:mod:`twig_auth.contrib.rest_framework.authz`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The reference API's views: check who asks, validate input, call one service, serialize the result."""
+"""The reference API's views: check who asks, validate input, call one service, serialize the result.
+
+Who may do what is in :mod:`.permissions`: lists are narrowed with ``authorized(…, "view", …)``, one object is
+checked through the view's permission classes (``check_object_permissions``) once it is loaded.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,21 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from twig_auth.apikeys.scopes import METHOD_SCOPES, Scope
+from twig_auth.authz.decisions import authorized
+from twig_auth.contrib.rest_framework.authz import request_context, require_object
+from twig_auth.contrib.rest_framework.permissions import IsOrgMember
 from twig_auth.contrib.rest_framework.stepup import require_recent_mfa
 from twig_auth.contrib.rest_framework.views import TwigAPIView
+from twig_auth.exceptions import InvalidInput, NotFound
 from twig_auth.orgs import policy
 from twig_auth.orgs import services as org_services
-from twig_auth.orgs.models import Membership
 from twig_project.workspace import permissions, services
 from twig_project.workspace.models import Agent, DataSource
 from twig_project.workspace.serializers import (
+    AgentReferenceField,
     AgentSerializer,
     ChatReplySerializer,
     ChatSerializer,
@@ -50,29 +59,38 @@ class OrgAPIView(TwigAPIView):
 
     required_scopes = dict(METHOD_SCOPES)
 
+    def visible(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The rows of ``queryset`` the caller may view."""
+        return authorized(self.membership, "view", queryset, context=request_context(self.request))
+
+    def checked(self, obj: Any) -> Any:
+        """``obj`` once the view's permission classes allow the request on it (403 or 404 otherwise)."""
+        self.check_object_permissions(self.request, obj)
+        return obj
+
 
 # --- agents -------------------------------------------------------------------------------------------
 
 
-class AgentQuerysetMixin:
-    membership: Membership
-
+class AgentQuerysetMixin(OrgAPIView):
     def agents(self) -> QuerySet[Agent]:
         return Agent.objects.of_org(self.membership.org_id).select_related("created_by", "updated_by")
 
     def get_agent(self, pk: str) -> Agent:
-        return get_in_org(self.agents(), pk)
+        """The agent ``pk`` of the org, if the request's action on it is allowed."""
+        return self.checked(get_in_org(self.agents(), pk))
 
 
 @extend_schema(tags=["agents"])
-class AgentListView(AgentQuerysetMixin, OrgAPIView):
-    permission_classes = [permissions.AgentAccess]
+class AgentListView(AgentQuerysetMixin):
+    permission_classes = [permissions.CreateResources]
 
-    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents of your organization")
+    @extend_schema(responses=AgentSerializer(many=True), summary="List the agents of your organization you may view")
     def get(self, request: Request) -> Response:
-        return Response(AgentSerializer(self.agents(), many=True).data)
+        return Response(AgentSerializer(self.visible(self.agents()), many=True).data)
 
-    @extend_schema(request=AgentSerializer, responses={201: AgentSerializer}, summary="Create an agent (manager+)")
+    @extend_schema(request=AgentSerializer, responses={201: AgentSerializer},
+                   summary="Create an agent (resources.create: manager+); you then manage it")
     def post(self, request: Request) -> Response:
         serializer = AgentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -81,19 +99,19 @@ class AgentListView(AgentQuerysetMixin, OrgAPIView):
 
 
 @extend_schema(tags=["agents"])
-class AgentDetailView(AgentQuerysetMixin, OrgAPIView):
+class AgentDetailView(AgentQuerysetMixin):
     permission_classes = [permissions.AgentAccess]
 
-    @extend_schema(responses=AgentSerializer, summary="Show an agent")
+    @extend_schema(responses=AgentSerializer, summary="Show an agent (view)")
     def get(self, request: Request, pk: str) -> Response:
         return Response(AgentSerializer(self.get_agent(pk)).data)
 
     @extend_schema(request=AgentSerializer, responses=AgentSerializer,
-                   summary="Replace an agent's name, description, instructions and config (manager+)")
+                   summary="Replace an agent's name, description, instructions and config (edit)")
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
-    @extend_schema(request=AgentSerializer, responses=AgentSerializer, summary="Change an agent (manager+)")
+    @extend_schema(request=AgentSerializer, responses=AgentSerializer, summary="Change an agent (edit)")
     def patch(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=True)
 
@@ -104,17 +122,18 @@ class AgentDetailView(AgentQuerysetMixin, OrgAPIView):
         agent = services.update_agent(agent=agent, changes=serializer.validated_data, context=self.context())
         return Response(AgentSerializer(agent).data)
 
-    @extend_schema(responses={204: None}, summary="Delete an agent (manager+)")
+    @extend_schema(responses={204: None}, summary="Delete an agent (manage)")
     def delete(self, request: Request, pk: str) -> Response:
         services.delete_agent(agent=self.get_agent(pk), context=self.context())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=["agents"])
-class AgentDeployView(AgentQuerysetMixin, OrgAPIView):
+class AgentDeployView(AgentQuerysetMixin):
     permission_classes = [permissions.DeployAccess]
 
-    @extend_schema(request=None, responses=AgentSerializer, summary="Deploy an agent (manager+)")
+    @extend_schema(request=None, responses=AgentSerializer,
+                   summary="Deploy an agent (deploy, a grant; not by its creator or last modifier)")
     def post(self, request: Request, pk: str) -> Response:
         agent = services.deploy_agent(agent=self.get_agent(pk), context=self.context())
         return Response(AgentSerializer(agent).data)
@@ -123,26 +142,26 @@ class AgentDeployView(AgentQuerysetMixin, OrgAPIView):
 # --- data sources -------------------------------------------------------------------------------------
 
 
-class DataSourceQuerysetMixin:
-    membership: Membership
-
+class DataSourceQuerysetMixin(OrgAPIView):
     def sources(self) -> QuerySet[DataSource]:
         return DataSource.objects.of_org(self.membership.org_id).select_related("created_by")
 
     def get_source(self, pk: str) -> DataSource:
-        return get_in_org(self.sources(), pk)
+        """The data source ``pk`` of the org, if the request's action on it is allowed."""
+        return self.checked(get_in_org(self.sources(), pk))
 
 
 @extend_schema(tags=["data sources"])
-class DataSourceListView(DataSourceQuerysetMixin, OrgAPIView):
-    permission_classes = [permissions.DataSourceAccess]
+class DataSourceListView(DataSourceQuerysetMixin):
+    permission_classes = [permissions.CreateResources]
 
-    @extend_schema(responses=DataSourceSerializer(many=True), summary="List the data sources of your organization")
+    @extend_schema(responses=DataSourceSerializer(many=True),
+                   summary="List the data sources of your organization you may view")
     def get(self, request: Request) -> Response:
-        return Response(DataSourceSerializer(self.sources(), many=True).data)
+        return Response(DataSourceSerializer(self.visible(self.sources()), many=True).data)
 
     @extend_schema(request=DataSourceSerializer, responses={201: DataSourceSerializer},
-                   summary="Connect a data source (manager+)")
+                   summary="Connect a data source (resources.create: manager+)")
     def post(self, request: Request) -> Response:
         serializer = DataSourceSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -152,15 +171,15 @@ class DataSourceListView(DataSourceQuerysetMixin, OrgAPIView):
 
 
 @extend_schema(tags=["data sources"])
-class DataSourceDetailView(DataSourceQuerysetMixin, OrgAPIView):
+class DataSourceDetailView(DataSourceQuerysetMixin):
     permission_classes = [permissions.DataSourceAccess]
 
-    @extend_schema(responses=DataSourceSerializer, summary="Show a data source")
+    @extend_schema(responses=DataSourceSerializer, summary="Show a data source (view)")
     def get(self, request: Request, pk: str) -> Response:
         return Response(DataSourceSerializer(self.get_source(pk)).data)
 
     @extend_schema(request=DataSourceSerializer, responses=DataSourceSerializer,
-                   summary="Change a data source's name or config (manager+)")
+                   summary="Change a data source's name or config (edit)")
     def patch(self, request: Request, pk: str) -> Response:
         source = self.get_source(pk)
         serializer = DataSourceSerializer(source, data=request.data, partial=True)
@@ -168,17 +187,17 @@ class DataSourceDetailView(DataSourceQuerysetMixin, OrgAPIView):
         source = services.update_data_source(source=source, changes=serializer.validated_data, context=self.context())
         return Response(DataSourceSerializer(source).data)
 
-    @extend_schema(responses={204: None}, summary="Delete a data source (manager+)")
+    @extend_schema(responses={204: None}, summary="Delete a data source (edit)")
     def delete(self, request: Request, pk: str) -> Response:
         services.delete_data_source(source=self.get_source(pk), context=self.context())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(tags=["data sources"])
-class DataSourceSyncView(DataSourceQuerysetMixin, OrgAPIView):
+class DataSourceSyncView(DataSourceQuerysetMixin):
     permission_classes = [permissions.SyncAccess]
 
-    @extend_schema(request=None, responses=DataSourceSerializer, summary="Synchronize a data source (manager+)")
+    @extend_schema(request=None, responses=DataSourceSerializer, summary="Synchronize a data source (process)")
     def post(self, request: Request, pk: str) -> Response:
         source = services.sync_data_source(source=self.get_source(pk), context=self.context())
         return Response(DataSourceSerializer(source).data)
@@ -189,14 +208,14 @@ class DataSourceSyncView(DataSourceQuerysetMixin, OrgAPIView):
 
 @extend_schema(tags=["interactions"])
 class InteractionListView(OrgAPIView):
-    permission_classes = [permissions.InteractionAccess]
+    permission_classes = [IsOrgMember]
 
     @extend_schema(
         parameters=[OpenApiParameter("agent", str, description="Only this agent's interactions."),
                     OpenApiParameter("kind", str, enum=["query", "chat"]),
                     OpenApiParameter("limit", int, description="Newest first, at most this many (1–500, 100).")],
         responses=InteractionSerializer(many=True),
-        summary="List interactions: your own, or your organization's for managers and above",
+        summary="List interactions: your own, or your organization's with interactions.view_all (manager+)",
     )
     def get(self, request: Request) -> Response:
         filters = InteractionFilterSerializer(data=request.query_params)
@@ -210,32 +229,45 @@ class InteractionListView(OrgAPIView):
         return Response(InteractionSerializer(qs[: wanted["limit"]], many=True).data)
 
 
-@extend_schema(tags=["query"])
-class QueryView(OrgAPIView):
-    required_scopes = {"POST": Scope.EXECUTE}
-    permission_classes = [permissions.AskAccess]
+class AskView(OrgAPIView):
+    """Base of ``/api/query`` and ``/api/chat``: the body names an agent the caller may ``use``.
 
-    @extend_schema(request=QuerySerializer, responses=QueryAnswerSerializer, summary="Ask an agent a question")
-    def post(self, request: Request) -> Response:
-        serializer = QuerySerializer(data=request.data, context={"org": self.membership.org_id})
+    An agent that does not exist, is in another org or is hidden from the caller is the same 400 naming
+    ``agent``; one the caller sees but may not use is 403 ``permission_denied`` with the reason.
+    """
+
+    required_scopes = {"POST": Scope.EXECUTE}
+    permission_classes = [IsOrgMember]
+
+    def validated_request(self, serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data,
+                                      context={"org": self.membership.org_id, "request": self.request})
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = dict(serializer.validated_data)
+        try:
+            require_object(self.request, data["agent"], "use")
+        except NotFound:
+            raise InvalidInput({"agent": [AgentReferenceField.default_error_messages["unknown"]]}) from None
+        return data
+
+
+@extend_schema(tags=["query"])
+class QueryView(AskView):
+    @extend_schema(request=QuerySerializer, responses=QueryAnswerSerializer,
+                   summary="Ask an agent a question (use)")
+    def post(self, request: Request) -> Response:
+        data = self.validated_request(QuerySerializer)
         interaction = services.ask(org=self.membership.org, agent=data["agent"], question=data["question"],
                                    context=self.context())
         return Response({"answer": interaction.answer, "interaction_id": interaction.pk})
 
 
 @extend_schema(tags=["query"])
-class ChatView(OrgAPIView):
-    required_scopes = {"POST": Scope.EXECUTE}
-    permission_classes = [permissions.AskAccess]
-
+class ChatView(AskView):
     @extend_schema(request=ChatSerializer, responses=ChatReplySerializer,
-                   summary="Chat with an agent: it answers the last user message")
+                   summary="Chat with an agent: it answers the last user message (use)")
     def post(self, request: Request) -> Response:
-        serializer = ChatSerializer(data=request.data, context={"org": self.membership.org_id})
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.validated_request(ChatSerializer)
         interaction = services.chat(org=self.membership.org, agent=data["agent"], messages=data["messages"],
                                     context=self.context())
         return Response({"message": {"role": "assistant", "content": interaction.answer},

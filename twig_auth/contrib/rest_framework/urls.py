@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from twig_auth.contrib.rest_framework import apikeys, sessions, tokens
+from twig_auth.contrib.rest_framework import access, apikeys, explain, sessions, tokens
 
 urlpatterns = [
     path("auth/token", tokens.TokenObtainView.as_view(), name="twig-token"),
@@ -15,4 +15,9 @@ urlpatterns = [
     path("api-keys/<str:id>", apikeys.ApiKeyDetailView.as_view(), name="twig-api-key"),
     path("api-keys/<str:id>/roll", apikeys.ApiKeyRollView.as_view(), name="twig-api-key-roll"),
     path("api-keys/<str:id>/usage", apikeys.ApiKeyUsageView.as_view(), name="twig-api-key-usage"),
+    path("authz/explain", explain.ExplainView.as_view(), name="twig-authz-explain"),
+    path("grants", access.GrantListView.as_view(), name="twig-grants"),
+    path("grants/<str:id>", access.GrantDetailView.as_view(), name="twig-grant"),
+    path("policies", access.PolicyListView.as_view(), name="twig-policies"),
+    path("policies/<str:id>", access.PolicyDetailView.as_view(), name="twig-policy"),
 ]

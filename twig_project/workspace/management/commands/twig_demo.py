@@ -1,4 +1,4 @@
-"""Create (or bring up to date) the demo organizations, members, agents and data sources."""
+"""Create (or bring up to date) the demo organizations, members, agents, data sources and grants."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from twig_auth.authz import services as authz_services
+from twig_auth.authz.models import Grant
+from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
@@ -29,6 +32,8 @@ class DemoOrg:
     members: tuple[tuple[str, str], ...]
     agents: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     data_sources: tuple[tuple[str, str, dict[str, Any]], ...] = field(default=())
+    # (member email, action, resource type, resource name or "*"): what roles alone do not give
+    grants: tuple[tuple[str, str, str, str], ...] = ()
 
 
 SUPPORT_FAQ = {
@@ -53,6 +58,8 @@ DEMO: tuple[DemoOrg, ...] = (
         data_sources=(("Help center", "website", {"url": "https://help.acme.test"}),
                       ("Shared drive", "google_drive", {"folder": "Support"}),
                       ("#support channel", "slack", {"channel": "support"})),
+        grants=(("user@acme.test", "use", "agent", "Support assistant"),  # a plain user sees only what is granted
+                ("manager@acme.test", "deploy", "agent", "*")),  # the production approver
     ),
     DemoOrg(
         slug="free-co", name="Free Co", plan=Plan.FREE,
@@ -114,7 +121,21 @@ class Command(BaseCommand):
             if not DataSource.objects.filter(org=org, name=name).exists():
                 services.create_data_source(org=org, name=name, kind=kind, config=config, context=context)
                 self._note(f"created data source {name!r} in {spec.slug}")
+        for email, action, rtype, resource in spec.grants:
+            self._grant(org, email, action, rtype, resource, context)
         return org, emails
+
+    def _grant(self, org: Organization, email: str, action: str, rtype: str, resource: str,
+               context: RequestContext) -> None:
+        models = {"agent": Agent, "data_source": DataSource}
+        rid = "*" if resource == "*" else models[rtype].objects.get(org=org, name=resource).pk
+        user = get_user_model().objects.get(email__iexact=email)
+        held = Grant.objects.live(clock.now()).filter(org=org, resource_type=rtype, resource_id=rid, action=action,
+                                                      user=user)
+        if not held.exists():
+            authz_services.grant_permission(org=org, resource_type=rtype, resource_id=rid, action=action, user=user,
+                                            context=context)
+            self._note(f"granted {action!r} on {rtype}:{resource} to {email}")
 
     def _user(self, email: str, password: str) -> Any:
         User = get_user_model()
@@ -146,4 +167,8 @@ class Command(BaseCommand):
             for line in emails:
                 self.stdout.write(f"    {line}")
         self.stdout.write(f"Password: {shown}")
+        for org, _ in summary:
+            spec = next(s for s in DEMO if s.slug == org.slug)
+            for email, action, rtype, resource in spec.grants:
+                self.stdout.write(f"  grant: {email} may {action} {rtype.replace('_', ' ')} {resource}")
         self.stdout.write("API: /api/agents, /api/query, /api/chat; docs at /api/docs.")

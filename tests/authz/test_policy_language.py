@@ -181,7 +181,7 @@ def test_every_problem_is_reported_at_once():
                            "policy.conditions.1.time.hour", "policy.conditions.2.x.y"}
     assert errors["policy.conditions.1.time.hour"] == [
         '">=" must be between 0 and 23.',
-        'Unknown operator "=>"; use one of ==, !=, in, not_in, >=, <=, >, <, contains, cidr.']
+        'Unknown operator "=>"; use one of ==, !=, in, not_in, >=, <=, >, <, contains, cidr, not_cidr.']
 
 
 def test_messages_are_plain_sentences_with_json_quotes():

@@ -90,7 +90,7 @@ def test_sixth_attempt_is_locked_with_403_and_retry_after(client: Any, member: A
 
 
 def test_per_ip_throttle_answers_429_with_a_message(client: Any, member: Any, settings: Any) -> None:
-    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "2/m"}
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "2/h"}  # hourly: no window edge mid-test
     for _ in range(2):
         client.post(LOGIN, {"email": "x@acme.test", "password": "Wrong-Horse-9!"})
 

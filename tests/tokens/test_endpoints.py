@@ -88,7 +88,7 @@ def test_user_without_membership_gets_403(make_user, client):
 
 
 def test_token_endpoint_is_throttled_per_ip(owner, client, settings):
-    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/m"}
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/h"}  # hourly: no window edge mid-test
     for _ in range(3):
         post_json(client, TOKEN, {"email": "x@acme.test", "password": "nope"})
     response = post_json(client, TOKEN, {"email": "owner@acme.test", "password": PASSWORD})

@@ -233,9 +233,10 @@ def parse_operand(attribute: str, kind: Kind, op: str, raw: Any) -> tuple[Any, A
     """Return (normalized JSON value, runtime value) of the operand of ``op`` on ``attribute``, or what is
     wrong with it. Runtime values: a frozenset for ``in``/``not_in`` (a tuple on free-form attributes), a
     tuple of networks for ``cidr``, an address for ``request.ip``."""
-    if op == "in" or op == "not_in" or (op == "cidr" and type(raw) is list):
+    cidr = op in ("cidr", "not_cidr")
+    if op == "in" or op == "not_in" or (cidr and type(raw) is list):
         if type(raw) is not list or not raw:
-            return "Must be a non-empty list." if op != "cidr" else "Must be a CIDR range or a non-empty list."
+            return "Must be a non-empty list." if not cidr else "Must be a CIDR range or a non-empty list."
         if len(raw) > MAX_LIST:
             return f"At most {MAX_LIST} values."
         values, runtime, seen = [], [], set()
@@ -249,16 +250,16 @@ def parse_operand(attribute: str, kind: Kind, op: str, raw: Any) -> tuple[Any, A
                 values.append(one[0])
                 runtime.append(one[1])
         # free-form operands stay a tuple: a frozenset would merge True with 1
-        return values, (tuple(runtime) if op == "cidr" or kind is ANY else frozenset(runtime))
+        return values, (tuple(runtime) if cidr or kind is ANY else frozenset(runtime))
     one = _parse_value(attribute, kind, op, raw)
-    if type(one) is str or op != "cidr":
+    if type(one) is str or not cidr:
         return one
     return one[0], (one[1],)
 
 
 def _parse_value(attribute: str, kind: Kind, op: str, v: Any) -> tuple[Any, Any] | str:
     name = kind.name
-    if op == "cidr":
+    if op in ("cidr", "not_cidr"):
         try:
             if type(v) is not str:
                 raise ValueError
@@ -384,7 +385,8 @@ _ORDERED: dict[str, _Factory] = {
 }
 _FACTORIES: dict[str, dict[str, _Factory]] = {
     "string": _TEXT, "email": _TEXT, "int": _ORDERED, "date": _ORDERED,
-    "ip": {**_ORDERED, "cidr": lambda x: lambda v: any(v in net for net in x)},
+    "ip": {**_ORDERED, "cidr": lambda x: lambda v: any(v in net for net in x),
+           "not_cidr": lambda x: lambda v: not any(v in net for net in x)},
     "bool": {"==": lambda x: lambda v: v is x, "!=": lambda x: lambda v: v is not x},
     "set": {"contains": lambda x: lambda v: x in v, "in": lambda x: lambda v: not x.isdisjoint(v),
             "not_in": lambda x: lambda v: x.isdisjoint(v)},

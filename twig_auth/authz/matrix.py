@@ -75,3 +75,63 @@ def has_permission(role: str, permission: Permission | str) -> bool:
 def role_actions(role: str, resource_type: str) -> frozenset[str]:
     """The actions ``role`` holds by role on every ``resource_type`` of its org (before implications)."""
     return ROLE_RESOURCE_ACTIONS.get(role, {}).get(resource_type, frozenset())
+
+
+def matrix_markdown() -> str:
+    """Return the role matrix as Markdown tables: org-level permissions per role, the actions each role and a
+    resource's creator hold on every registered resource type, and the types with their actions.
+
+    ``docs/authorization.md`` holds exactly this text between ``<!-- matrix:start -->`` and
+    ``<!-- matrix:end -->``; a test keeps the two in sync (regenerate with
+    ``python -c "from twig_auth.authz.matrix import matrix_markdown; print(matrix_markdown())"`` after
+    ``django.setup()``).
+    """
+    from twig_auth.authz import registry
+
+    about = {
+        P.ORG_VIEW: "see the organization and work in it", P.ORG_SETTINGS: "read and change the org settings",
+        P.ORG_BILLING: "billing", P.ORG_DELETE: "delete the organization", P.MEMBERS_VIEW: "list the members",
+        P.MEMBERS_MANAGE: "add and remove members", P.ROLES_ASSIGN: "change members' roles",
+        P.GROUPS_MANAGE: "manage every group", P.GRANTS_MANAGE: "grant and revoke resource permissions",
+        P.POLICIES_MANAGE: "write ABAC policies and separation-of-duties rules",
+        P.AUTHZ_EXPLAIN: "ask why a member may or may not act (explain)", P.AUDIT_VIEW: "read the audit log",
+        P.API_KEYS_OWN: "create and manage their own API keys", P.API_KEYS_MANAGE_ALL: "see and revoke every API key",
+        P.SESSIONS_MANAGE_MEMBERS: "see and end members' sessions", P.MFA_RESET: "reset a member's second factor",
+        P.RESOURCES_CREATE: "create resources (agents, data sources)",
+        P.INTERACTIONS_VIEW_ALL: "see every member's interactions",
+    }
+    roles = [Role.USER, Role.MANAGER, Role.ADMIN, Role.SUPER_ADMIN]
+    head = " | ".join(f"`{r.value}`" for r in roles)
+    rule = "|".join([":-:"] * len(roles))
+    lines = ["### Organization permissions", "", f"| permission | what it allows | {head} |", f"|---|---|{rule}|"]
+    for perm in Permission:
+        marks = " | ".join("✓" if perm in ROLE_PERMISSIONS[r] else "" for r in roles)
+        lines.append(f"| `{perm.value}` | {about.get(perm, '')} | {marks} |")
+
+    types = sorted(registry.all_types().values(), key=lambda t: t.name)
+
+    def held(actions: frozenset[str], rtype: registry.ResourceType) -> str:
+        closed: set[str] = set()
+        for action in actions:
+            closed |= rtype.closure.get(action, frozenset({action}))
+        return ", ".join(f"`{a}`" for a in rtype.actions if a in closed) or "—"
+
+    lines += ["", "### Resource actions held without a grant", "",
+              "On *every* resource of the type in the organization, by role (implied actions included), and on a "
+              "resource the member created (owner). Anything else needs a grant.", "",
+              f"| resource type | {head} | owner |", f"|---|{'|'.join(['---'] * (len(roles) + 1))}|"]
+    for rtype in types:
+        cells = [held(role_actions(r, rtype.name), rtype) for r in roles]
+        owner = held(OWNER_ACTIONS.get(rtype.name, frozenset()), rtype)
+        lines.append(f"| `{rtype.name}` | {' | '.join(cells)} | {owner} |")
+
+    lines += ["", "### Resource types", "", "| resource type | actions | implies | grant-only |", "|---|---|---|---|"]
+    for rtype in types:
+        implied = [f"`{a}` → {', '.join(f'`{b}`' for b in rtype.actions if b in rtype.closure[a] and b != a)}"
+                   for a in rtype.actions if len(rtype.closure[a]) > 1]
+        by_role = set().union(*(role_actions(r, rtype.name) for r in roles), OWNER_ACTIONS.get(rtype.name, ()))
+        reachable = set().union(*(rtype.closure[a] for a in by_role if a in rtype.closure))
+        only = [f"`{a}`" for a in rtype.actions if a not in reachable]
+        lines.append(f"| `{rtype.name}` | {', '.join(f'`{a}`' for a in rtype.actions)} | "
+                     f"{'; '.join(implied) or '—'} | {', '.join(only) or '—'} |")
+    return "\n".join(lines) + "\n"

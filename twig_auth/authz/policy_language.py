@@ -9,7 +9,8 @@ A document (the contract's shape)::
 
 Conditions are ANDed (none: the policy always applies). Each names one attribute (see
 :mod:`twig_auth.authz.attributes`); a scalar means equality, an object holds one or more operators that
-must all hold: ``==``, ``!=``, ``in``, ``not_in``, ``>=``, ``<=``, ``>``, ``<``, ``contains``, ``cidr``.
+must all hold: ``==``, ``!=``, ``in``, ``not_in``, ``>=``, ``<=``, ``>``, ``<``, ``contains``, ``cidr``,
+``not_cidr``.
 On a set attribute (``user.groups``, ``resource.tags``) ``contains`` asks for one member, ``in`` for at
 least one of a list, ``not_in`` for none of it. A missing attribute makes its condition false, whatever
 the operator (``!=`` and ``not_in`` included). ``time.*`` is read in the policy's ``timezone``, else the
@@ -31,10 +32,10 @@ MAX_DESCRIPTION: Final = 500
 
 EQ_OPS: Final = ("==", "!=", "in", "not_in")
 ORDER_OPS: Final = attrs.ORDER_OPS
-OPERATORS: Final = (*EQ_OPS, *ORDER_OPS, "contains", "cidr")
+OPERATORS: Final = (*EQ_OPS, *ORDER_OPS, "contains", "cidr", "not_cidr")
 OPS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
     "string": (*EQ_OPS, "contains"), "email": (*EQ_OPS, "contains"), "int": (*EQ_OPS, *ORDER_OPS),
-    "date": (*EQ_OPS, *ORDER_OPS), "bool": ("==", "!="), "ip": (*EQ_OPS, "cidr"),
+    "date": (*EQ_OPS, *ORDER_OPS), "bool": ("==", "!="), "ip": (*EQ_OPS, "cidr", "not_cidr"),
     "set": ("contains", "in", "not_in"), "any": (*EQ_OPS, *ORDER_OPS, "contains"),
 }
 POLICY_FIELDS: Final = ("resource", "action", "effect", "conditions", "timezone", "description")
@@ -399,4 +400,5 @@ _PHRASES: Final = {
     "==": ("is", "is not"), "!=": ("is not", "is"), "in": ("is in", "is not in"),
     "not_in": ("is not in", "is in"), ">=": (">=", "is not >="), "<=": ("<=", "is not <="), ">": (">", "is not >"),
     "<": ("<", "is not <"), "contains": ("contains", "does not contain"), "cidr": ("is within", "is not within"),
+    "not_cidr": ("is outside", "is within"),
 }

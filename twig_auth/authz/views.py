@@ -113,16 +113,9 @@ def access(request: HttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 def revoke_grant(request: HttpRequest, membership: Membership, grant_id: str) -> HttpResponse:
     grant = Grant.objects.filter(org=membership.org, pk=grant_id).first()
-    if grant is None:
-        messages.error(request, "That grant was already revoked.")
-    else:
-        try:
-            services.revoke_permission(grant=grant, context=_ctx(request))
-        except (NotFound, PermissionDenied) as exc:
-            messages.error(request, exc.detail)
-        else:
-            messages.success(request, f"Revoked “{grant.action}” on {grant.resource}.")
-    return HttpResponseRedirect(reverse("twig_auth:access"))
+    return _remove(request, grant, lambda: services.revoke_permission(grant=grant, context=_ctx(request)),
+                   gone="That grant was already revoked.",
+                   done=lambda: f"Revoked “{grant.action}” on {grant.resource}.")
 
 
 @admin_page(Permission.POLICIES_MANAGE, ACCESS_ONLY)
@@ -152,15 +145,23 @@ def add_sod_rule(request: HttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 def remove_sod_rule(request: HttpRequest, membership: Membership, rule_id: int) -> HttpResponse:
     rule = SodRule.objects.filter(org=membership.org, pk=rule_id).first()
-    if rule is None:
-        messages.error(request, "That rule was already removed.")
+    return _remove(request, rule, lambda: services.remove_sod_rule(rule=rule, context=_ctx(request)),
+                   gone="That rule was already removed.",
+                   done=lambda: f"Removed the rule {rule.first} ✕ {rule.second}.")
+
+
+def _remove(request: HttpRequest, obj: Any, remove: Callable[[], None], *, gone: str,
+            done: Callable[[], str]) -> HttpResponse:
+    """Run ``remove()`` for a row that may already be gone; say what happened on the Access page."""
+    if obj is None:
+        messages.error(request, gone)
     else:
         try:
-            services.remove_sod_rule(rule=rule, context=_ctx(request))
-        except PermissionDenied as exc:
+            remove()
+        except (NotFound, PermissionDenied) as exc:
             messages.error(request, exc.detail)
         else:
-            messages.success(request, f"Removed the rule {rule.first} ✕ {rule.second}.")
+            messages.success(request, done())
     return HttpResponseRedirect(reverse("twig_auth:access"))
 
 

@@ -20,6 +20,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, validate_rate_limits
+
 RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
 
 
@@ -98,6 +100,35 @@ def _twilio(value: Any) -> str | None:
 
 def _str(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
+
+
+MAX_PROXY_HOPS = 16
+MAX_PROXY_RANGES = 1000
+
+
+def _trusted_proxies(value: Any) -> str | None:
+    from twig_auth.netaccess.allowlist import parse_network
+
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= MAX_PROXY_HOPS:
+            return None
+        return f"must count between 0 and {MAX_PROXY_HOPS} proxy hops, got {value}"
+    if not isinstance(value, list | tuple):
+        return ("must be None, a number of proxy hops (e.g. 1) or a list of proxy CIDR ranges "
+                f"(e.g. [\"10.0.0.0/8\"]), got {type(value).__name__}")
+    if len(value) > MAX_PROXY_RANGES:
+        return f"has {len(value)} ranges; at most {MAX_PROXY_RANGES}"
+    for item in value:
+        try:
+            network = parse_network(item)
+        except ValueError as exc:
+            return f"has an invalid entry: {exc}"
+        if network.prefixlen == 0:
+            return (f"must not trust {item!r}: trusting every address lets any client choose its IP "
+                    "with X-Forwarded-For")
+    return None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -192,7 +223,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ACCESS_TOKEN_SECONDS", 3600, "Lifetime of a JWT access token.", _int_range(60, 86400)),
     Setting("REFRESH_TOKEN_SECONDS", 86400 * 30, "Lifetime of a refresh token (each use rotates it).",
             _int_range(3600, 86400 * 365)),
+    Setting("RATE_LIMITS", dict(DEFAULT_RATE_LIMITS),
+            "Token-bucket rate per API key and scope class (execute, write, read, admin), as 'count/[n]unit' "
+            "with unit s, m, h or d; the bucket holds count tokens and refills fully over the period.",
+            validate_rate_limits),
     Setting("LOGIN_REDIRECT_URL", "/", "Where a successful login goes when no safe ?next= is given.", _str),
+    Setting("TRUSTED_PROXIES", None,
+            "Proxies in front of Django whose X-Forwarded-For is believed: None (the socket address only), "
+            "a hop count N (client = Nth entry from the right), or a list of proxy CIDR ranges.",
+            _trusted_proxies),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -18,6 +18,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.conftest import oathtool
+from tests.mfa.prompt import replayed
 from tests.pages.conftest import text
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
@@ -50,15 +51,6 @@ def enroll_everything(user: Any, totp_device: Any) -> dict[str, Any]:
                                                         secret_b32.lower(), phone.token_digest, NUMBER,
                                                         NUMBER[1:], *codes, *digests]}
 
-
-def prompt_fields(response: Any) -> dict[str, list[str]]:
-    form = re.search(rf'<form[^>]*>(?:(?!</form>).)*name="{CODE}"(?:(?!</form>).)*</form>', text(response), re.S)
-    assert form, "no step-up code form on the page"
-    fields: dict[str, list[str]] = {}
-    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)):
-        if name != "csrfmiddlewaretoken":
-            fields.setdefault(html.unescape(name), []).append(html.unescape(value))
-    return fields
 
 
 def messages_of(response: Any) -> str:
@@ -226,7 +218,7 @@ def test_reset_asks_for_a_code_then_removes_every_device_and_recovery_code(
     assert TOTPDevice.objects.filter(user=target.user).exists()
     assert not AuditEvent.objects.filter(event="MFA_RESET").exists()
 
-    done = client.post(MEMBERS, {**prompt_fields(prompt), CODE: oathtool(secret)}, follow=True)
+    done = client.post(MEMBERS, {**replayed(prompt), CODE: oathtool(secret)}, follow=True)
 
     assert done.status_code == 200
     assert "MFA of lost-phone@acme.test was reset: 2 device(s) removed." in messages_of(done)
@@ -247,7 +239,7 @@ def test_a_wrong_code_resets_nothing(org: Any, make_member: Any, ada: tuple[Memb
     target = make_member(org, "user")
     totp_device(target.user)
     client = logged_in(actor.user)
-    fields = prompt_fields(client.post(MEMBERS, {"action": "reset_mfa", "_selected_action": [target.pk]}))
+    fields = replayed(client.post(MEMBERS, {"action": "reset_mfa", "_selected_action": [target.pk]}))
     right = oathtool(secret)
 
     response = client.post(MEMBERS, {**fields, CODE: "000000" if right != "000000" else "111111"})

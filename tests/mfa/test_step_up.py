@@ -8,7 +8,6 @@ fields, re-posted with the right code, complete the action; no prompt for 5 minu
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 from django.test import Client
 
 from tests.conftest import oathtool
+from tests.mfa.prompt import replayed
 from tests.pages.conftest import field_errors, text
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.audit.models import AuditEvent
@@ -74,16 +74,6 @@ def sensitive(org: Organization, owner: Membership, member: Membership) -> dict[
 
 ACTIONS = ["admin_api_key", "security_settings", "member_role"]
 
-
-def replayed(response: Any) -> dict[str, list[str]]:
-    """The hidden fields of the prompt's code form (the original POST), ready to post again."""
-    form = re.search(rf'<form[^>]*>(?:(?!</form>).)*name="{CODE}"(?:(?!</form>).)*</form>', text(response), re.S)
-    assert form, "no step-up code form on the page"
-    fields: dict[str, list[str]] = {}
-    for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(0)):
-        if name != "csrfmiddlewaretoken":
-            fields.setdefault(html.unescape(name), []).append(html.unescape(value))
-    return fields
 
 
 def wrong_code(secret: str) -> str:

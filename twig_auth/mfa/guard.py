@@ -95,10 +95,17 @@ def require_step_up(request: HttpRequest, *, action: str) -> HttpResponse | None
             return None
     replay = [(name, value) for name, values in request.POST.lists() if name not in SKIP_FIELDS
               for value in values] if request.method == "POST" else []
+    return render_prompt(request, attempt, action=action, replay=replay, has_device=has_device)
+
+
+def render_prompt(request: HttpRequest, attempt: Attempt, *, action: str, replay: list[tuple[str, str]],
+                  has_device: bool, code_field: str = CODE_FIELD, sms_field: str = SMS_FIELD,
+                  form_action: str | None = None) -> HttpResponse:
+    """The page that asks for a code (403 telling the user to set one up when they have no device)."""
     response = render(request, TEMPLATE, {
         "action": action, "error": attempt.error, "notice": attempt.notice, "has_device": has_device,
-        "sms_devices": devices.sms_devices(user) if has_device else [], "replay": replay,
-        "code_field": CODE_FIELD, "sms_field": SMS_FIELD, "form_action": request.get_full_path(),
+        "sms_devices": devices.sms_devices(request.user) if has_device else [], "replay": replay,
+        "code_field": code_field, "sms_field": sms_field, "form_action": form_action or request.get_full_path(),
         "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
     }, status=attempt.status if has_device else 403)
     return with_retry_after(response, attempt)

@@ -14,7 +14,6 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from twig_auth.conf import app_settings
 from twig_auth.mfa import devices, guard, pending, stepup
 from twig_auth.mfa.forms import CodeForm
 from twig_auth.mfa.middleware import mfa_exempt
@@ -23,15 +22,9 @@ from twig_auth.passwords.views import finish_login, safe_next
 
 
 def _render_step_up(request: HttpRequest, next_url: str, attempt: guard.Attempt) -> HttpResponse:
-    has_device = devices.has_mfa(request.user)
-    response = render(request, guard.TEMPLATE, {
-        "action": "continue", "error": attempt.error, "notice": attempt.notice, "has_device": has_device,
-        "sms_devices": devices.sms_devices(request.user) if has_device else [],
-        "replay": [("next", next_url)], "code_field": "code", "sms_field": "send_sms",
-        "form_action": reverse("twig_auth:mfa_verify"),
-        "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
-    }, status=attempt.status if has_device else 403)
-    return guard.with_retry_after(response, attempt)
+    return guard.render_prompt(request, attempt, action="continue", replay=[("next", next_url)],
+                               has_device=devices.has_mfa(request.user), code_field="code", sms_field="send_sms",
+                               form_action=reverse("twig_auth:mfa_verify"))
 
 
 @code_page

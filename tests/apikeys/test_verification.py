@@ -16,6 +16,7 @@ from twig_auth.apikeys.services import revoke_api_key
 from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key, clear_local, digest_of
 from twig_auth.conf import app_settings
 from twig_auth.core import clock
+from twig_auth.core.cache import strict
 from twig_auth.exceptions import EnvironmentMismatch, InvalidApiKey
 
 from .conftest import bearer, sql_of
@@ -226,7 +227,7 @@ def test_verifier_that_gets_the_lock_just_after_another_finished_does_not_hash_a
     """Interleaving: this request misses the cache, then another verifier completes (hash, cache, unlock)
     before this one takes the single-flight lock. Taking the lock must re-check the cache, not hash again."""
     _, plaintext = issue(owner, ["read"])
-    cache = _cache()  # this thread's cache object; the other thread has its own
+    cache = strict(_cache())  # the object verification calls (django-redis: its raising client); per thread
     real_add = cache.add
     done = []
 

@@ -17,6 +17,10 @@ Two levels of caching:
   writes its snapshot, so even a new member's first request reads no row. The snapshots and the org's policy
   version come in one cache round trip. Saving or deleting a policy through the ORM bumps the org's policy
   version after commit (as ``store.policies_changed`` does).
+
+When Redis is unreachable (:mod:`twig_auth.core.outage`) the snapshots are skipped (rows are read, never
+stale) and on recovery all of them are dropped (:func:`reapply_since`): writes made during the outage could
+not delete them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from twig_auth.authz import store
 from twig_auth.authz.engine import PolicySet
 from twig_auth.authz.grants import grants_for, window
 from twig_auth.authz.models import Grant, Policy
+from twig_auth.core import outage
+from twig_auth.core.cache import UNAVAILABLE, attempt
 from twig_auth.orgs.models import Group, GroupMembership, Membership, Organization
 from twig_auth.orgs.policy import effective
 
@@ -100,24 +106,17 @@ def _org_from(snapshot: dict[str, Any]) -> Organization:
 
 
 def _get_many(keys: list[str]) -> dict[str, Any]:
-    try:
-        return cache.get_many(keys)
-    except Exception:  # an outage costs queries, never correctness
-        logger.warning("authz: cache unavailable; reading members from the database", exc_info=True)
-        return {}
+    got = attempt("authz member facts", cache.get_many, keys)  # an outage costs queries, never correctness
+    return {} if got is UNAVAILABLE else got
 
 
 def _set_many(values: dict[str, Any]) -> None:
-    with contextlib.suppress(Exception):
-        cache.set_many(values, SNAPSHOT_SECONDS)
+    attempt("authz member facts", cache.set_many, values, SNAPSHOT_SECONDS)
 
 
 def _forget(key: str) -> None:
     def delete() -> None:
-        try:
-            cache.delete(key)
-        except Exception:
-            logger.error("authz: could not drop the cached %s", key, exc_info=True)
+        attempt("authz member facts", cache.delete, key)  # missed during an outage: see reapply_since
 
     delete()
     transaction.on_commit(delete)  # a reader that saw the old row before the commit cannot leave it behind
@@ -241,6 +240,16 @@ def _policy_changed(sender: Any, instance: Policy, **_: Any) -> None:
     org_id = instance.org_id
     transaction.on_commit(lambda: store.bump(org_id))
 
+
+def reapply_since(started: float) -> None:
+    """Drop every member and org snapshot and every policy version after an outage (which rows changed
+    during it is not tracked; snapshots refill on use, a missing version is re-created and recompiled)."""
+    if hasattr(cache, "delete_pattern"):  # only django-redis can fail
+        for prefix in (MEMBER_PREFIX, ORG_PREFIX, store.KEY_PREFIX):
+            cache.delete_pattern(prefix + "*")
+
+
+outage.on_recovery(reapply_since)
 
 request_started.connect(invalidate, dispatch_uid="twig_authz_request_started")
 request_finished.connect(invalidate, dispatch_uid="twig_authz_request_finished")

@@ -8,8 +8,9 @@ decision on every worker. Tokens are random rather than counters, so a flushed c
 version some process still holds for an older set.
 
 A version starting with :data:`EMPTY` says the org has no enabled policy (set when an org is created and
-whenever its last policy goes), so such orgs cost no query at all. If the cache cannot be reached, every
-call compiles from the database: slower, never stale.
+whenever its last policy goes), so such orgs cost no query at all. If the cache cannot be reached
+(:mod:`twig_auth.core.outage`), every call compiles from the database: slower, never stale; a version that
+could not be published then is dropped on recovery (``members.reapply_since``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from django.core.cache import cache
 
 from twig_auth.authz.engine import PolicySet
+from twig_auth.core.cache import UNAVAILABLE, attempt
 from twig_auth.exceptions import InvalidInput
 
 logger = logging.getLogger("twig_auth.authz")
@@ -43,16 +45,12 @@ def _version(org_id: Any) -> str | None:
     """Return the org's current version token (creating one when the cache has none), or None when the cache
     is unreachable."""
     key = _key(org_id)
-    try:
-        version = cache.get(key)
-        if version is None:
-            cache.add(key, secrets.token_hex(8), timeout=None)
-            version = cache.get(key)
-    except Exception:  # a cache outage must not make decisions fail or go stale
-        logger.warning("authz: policy version cache unavailable; compiling policies from the database",
-                       exc_info=True)
-        return None
-    return version
+    version = attempt("authz policy version", cache.get, key)
+    if version is None:
+        if attempt("authz policy version", cache.add, key, secrets.token_hex(8), timeout=None) is UNAVAILABLE:
+            return None
+        version = attempt("authz policy version", cache.get, key)
+    return None if version is UNAVAILABLE else version  # unreachable: compile (never stale)
 
 
 def _compile(org_id: Any) -> tuple[PolicySet, dict[str, str]]:
@@ -126,11 +124,9 @@ def org_created(org_id: Any) -> None:
 
 
 def _publish(org_id: Any, version: str) -> None:
-    try:
-        cache.set(_key(org_id), version, timeout=None)
-    except Exception:
-        logger.error("authz: could not publish the new policy version of org %s; other workers keep their "
-                     "compiled set until the cache is back", org_id, exc_info=True)
+    # Missed during an outage: the other workers compile from the database while Redis is down for them too,
+    # and every version is dropped when it is back (``members.reapply_since``).
+    attempt("authz policy version", cache.set, _key(org_id), version, timeout=None)
 
 
 def forget_local() -> None:

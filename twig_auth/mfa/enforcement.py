@@ -9,6 +9,10 @@ otherwise); the grace period runs ``gracePeriodDays`` from it. A member with a c
 :func:`deadline` answers per request with no SQL in the common case: the policy comes from the per-process
 org-document cache, members the policy does not cover return at once, and covered members cost one cache
 ``get`` (``twig:mfa:gate:<user>:<org>``, deleted whenever devices, roles or the policy change).
+
+When Redis is unreachable (:mod:`twig_auth.core.outage`) the standing is computed from the database on every
+call (never cached, so never stale), deletions that fail are skipped, and on recovery every gate entry is
+dropped (:func:`reapply_since`): a device or role change made during the outage could not delete them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from django.core.cache import caches
 from django.db import transaction
 
 from twig_auth.conf import app_settings
-from twig_auth.core import clock
+from twig_auth.core import clock, outage
+from twig_auth.core.cache import UNAVAILABLE, attempt, strict
 from twig_auth.exceptions import MfaEnrollmentRequired
 from twig_auth.mfa.devices import has_mfa
 from twig_auth.orgs.models import Membership
@@ -33,7 +38,7 @@ NOT_REQUIRED = 0.0
 
 
 def _cache() -> Any:
-    return caches[app_settings.REDIS_CACHE_ALIAS]
+    return strict(caches[app_settings.REDIS_CACHE_ALIAS])
 
 
 def gate_key(user_id: Any, org_id: Any) -> str:
@@ -99,15 +104,16 @@ def deadline(user_id: Any, org_id: Any, role: str) -> float:
         return NOT_REQUIRED
     key = gate_key(user_id, org_id)
     cache = _cache()
-    value = cache.get(key)
-    if value is None:
+    value = attempt("MFA gate read", cache.get, key)
+    if value is None or value is UNAVAILABLE:
         membership = Membership.objects.filter(user_id=user_id, org_id=org_id).select_related("org").first()
         if membership is None:
             return NOT_REQUIRED
         current = status(membership)
         value = current.deadline.timestamp() if current.required and not current.enrolled and current.deadline \
             else NOT_REQUIRED
-        cache.set(key, value, GATE_SECONDS)
+        if outage.redis_available():
+            attempt("MFA gate write", cache.set, key, value, GATE_SECONDS)
     return float(value)
 
 
@@ -121,11 +127,11 @@ def check(user_id: Any, org_id: Any, role: str) -> None:
 def forget_user(user_id: Any) -> None:
     """Drop the cached standing of ``user_id`` in every org (devices changed)."""
     org_ids = Membership.objects.filter(user_id=user_id).values_list("org_id", flat=True)
-    _cache().delete_many([gate_key(user_id, org_id) for org_id in org_ids])
+    attempt("MFA gate invalidation", _cache().delete_many, [gate_key(user_id, org_id) for org_id in org_ids])
 
 
 def forget_member(membership: Membership) -> None:
-    _cache().delete(gate_key(membership.user_id, membership.org_id))
+    attempt("MFA gate invalidation", _cache().delete, gate_key(membership.user_id, membership.org_id))
 
 
 def policy_changed(org: Any) -> None:
@@ -138,7 +144,20 @@ def policy_changed(org: Any) -> None:
 
     def forget() -> None:
         for start in range(0, len(user_ids), 500):
-            _cache().delete_many([gate_key(uid, org.pk) for uid in user_ids[start:start + 500]])
+            if attempt("MFA gate invalidation", _cache().delete_many,
+                       [gate_key(uid, org.pk) for uid in user_ids[start:start + 500]]) is UNAVAILABLE:
+                return
 
     forget()
     transaction.on_commit(forget)  # and again once the new policy is visible to every other reader
+
+
+def reapply_since(started: float) -> None:
+    """Drop every cached standing (an outage's changes to devices, roles or policies are not tracked; the
+    entries refill on use). Only a django-redis cache can fail, and it deletes by pattern."""
+    cache = _cache()
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("twig:mfa:gate:*")
+
+
+outage.on_recovery(reapply_since)

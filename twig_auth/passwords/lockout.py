@@ -6,6 +6,11 @@ exactly ``max_attempts`` times and every other one is refused without hashing. T
 fills the budget locks the identity for ``lock_seconds``; a success clears the counter.
 
 Times are epoch milliseconds from the clock seam, passed into the store, so tests can move time.
+
+With Redis configured, :class:`ResilientLockoutStore` falls back to the database rows while Redis is
+unreachable (:mod:`twig_auth.core.outage`), so logins keep working and keep counting; on recovery the locks
+set in the database meanwhile are copied into Redis (:func:`reapply_since`). Attempts counted in Redis just
+before the outage are not seen by the database store (a fresh budget there), nor the reverse.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any, Protocol
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from twig_auth.core import clock
-from twig_auth.core.crypto import digest
+from twig_auth.core import clock, outage
+from twig_auth.core.cache import REDIS_ERRORS
+from twig_auth.core.crypto import keyed_digest
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.passwords.models import LoginThrottle
 
@@ -80,6 +86,15 @@ if l > now or n < tonumber(ARGV[2]) then return 0 end
 local until_ms = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'n', 0, 'w', 0, 'l', until_ms)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 1000)
+return 1
+"""
+
+# KEYS[1]; ARGV = locked_until_ms, ttl_ms  -> lock the identity until then, unless Redis has a later lock
+_COPY_LOCK = """
+local l = tonumber(redis.call('HGET', KEYS[1], 'l')) or 0
+if l >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'n', 0, 'w', 0, 'l', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
 
@@ -156,14 +171,64 @@ class DatabaseLockoutStore:
         return until if until > now_ms else 0
 
 
+class ResilientLockoutStore:
+    """The Redis store, and the database store whenever Redis is unreachable."""
+
+    def __init__(self, redis_store: RedisLockoutStore) -> None:
+        self.redis = redis_store
+        self.database = DatabaseLockoutStore()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if outage.redis_available():
+            try:
+                result = getattr(self.redis, method)(*args)
+            except REDIS_ERRORS:
+                outage.report_failure("account lockout")
+            else:
+                if outage.report_success() and method == "locked_until_ms":  # recovered: locks were copied since
+                    return self.redis.locked_until_ms(*args)
+                return result
+        return getattr(self.database, method)(*args)
+
+    def reserve(self, key: str, now_ms: int, policy: LockoutPolicy) -> Reservation:
+        return self._call("reserve", key, now_ms, policy)
+
+    def fail(self, key: str, now_ms: int, policy: LockoutPolicy) -> bool:
+        return self._call("fail", key, now_ms, policy)
+
+    def succeed(self, key: str) -> None:
+        self._call("succeed", key)
+
+    def locked_until_ms(self, key: str, now_ms: int) -> int:
+        return self._call("locked_until_ms", key, now_ms)
+
+
 def get_store() -> LockoutStore:
-    """Return the Redis store when a django-redis cache is configured, else the database store."""
-    return RedisLockoutStore(get_redis()) if redis_configured() else DatabaseLockoutStore()
+    """Return the Redis store (falling back to the database) when a django-redis cache is configured, else
+    the database store."""
+    return ResilientLockoutStore(RedisLockoutStore(get_redis())) if redis_configured() else DatabaseLockoutStore()
+
+
+def reapply_since(started: float) -> None:
+    """Copy the locks the database store set during an outage into Redis, then drop those rows (their
+    counters served the outage only)."""
+    if not redis_configured():
+        return
+    now = now_ms()
+    client = get_redis()
+    rows = list(LoginThrottle.objects.filter(locked_until_ms__gt=now).values_list("key", "locked_until_ms"))
+    copy = client.register_script(_COPY_LOCK)
+    for key, until in rows:
+        copy(keys=[key], args=[until, until - now + 1000])
+    LoginThrottle.objects.filter(key__in=[k for k, _ in rows]).delete()
+
+
+outage.on_recovery(reapply_since)
 
 
 def identity_key(email: str) -> str:
     """Return the counter key of a login identity: a digest, so no email sits in Redis in clear."""
-    return "twig:lockout:" + digest(normalize_email(email))[:40]
+    return "twig:lockout:" + keyed_digest(normalize_email(email))[:40]
 
 
 def normalize_email(email: str) -> str:

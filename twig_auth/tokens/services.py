@@ -27,7 +27,7 @@ from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import Role, role_at_least
 from twig_auth.tokens import jwt
 from twig_auth.tokens.models import RefreshToken
-from twig_auth.tokens.verification import _cache, family_marker
+from twig_auth.tokens.verification import mark_revoked
 
 REFRESH_PREFIX = "twigrt_"
 REFRESH_RANDOM = 43  # base62 characters: ≈ 256 bits
@@ -136,7 +136,7 @@ def revoke_family(family: str, *, now: dt.datetime | None = None) -> int:
     """Revoke every refresh token of ``family`` and, through the cache marker, its access tokens."""
     now = now or clock.now()
     # Marker first: access tokens stop working on every worker even if the row update were to fail.
-    _cache().set(family_marker(family), 1, timeout=app_settings.ACCESS_TOKEN_SECONDS)
+    mark_revoked([family])
     return RefreshToken.objects.filter(family=family, revoked_at__isnull=True).update(revoked_at=now)
 
 
@@ -176,6 +176,6 @@ def _revoke_families(**filters: Any) -> int:
     families = set(RefreshToken.objects.filter(revoked_at__isnull=True, expires_at__gt=horizon, **filters)
                    .values_list("family", flat=True))
     if families:
-        _cache().set_many({family_marker(f): 1 for f in families}, timeout=app_settings.ACCESS_TOKEN_SECONDS)
+        mark_revoked(families)
         RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True).update(revoked_at=now)
     return len(families)

@@ -4,11 +4,18 @@
 :func:`twig_auth.tokens.services.revoke_family` with a TTL of the access-token lifetime (no access token
 of the family can outlive it). With Redis as the cache every worker sees a revocation at the next request;
 an API-key request makes its own single round trip instead, never both.
+
+When Redis is unreachable (:mod:`twig_auth.core.outage`) the check is one indexed query instead: is any
+refresh row of the family revoked (revocation revokes them all). The marker is read through the raising
+client (:func:`twig_auth.core.cache.strict`), so a failed read is never taken for "no marker". Markers that
+could not be written during an outage are written by :func:`reapply_since` when Redis answers again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
@@ -17,6 +24,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from twig_auth.conf import app_settings
+from twig_auth.core import clock, outage
+from twig_auth.core.cache import REDIS_ERRORS, attempt, strict
 from twig_auth.exceptions import InvalidToken
 from twig_auth.orgs.principal import PrincipalMembership
 from twig_auth.tokens import jwt
@@ -33,6 +42,14 @@ def _cache() -> BaseCache:
     if cache is None:
         cache = _local.cache = caches[app_settings.REDIS_CACHE_ALIAS]
     return cache
+
+
+def _client() -> Any:
+    """The raising client of the marker cache (see the module doc), memoized per thread like the cache."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = strict(_cache())
+    return client
 
 
 def _user_pk() -> Any:
@@ -100,6 +117,46 @@ def principal_of(claims: dict[str, Any]) -> AccessPrincipal:
 def authenticate_access_token(token: str) -> AccessPrincipal:
     """Return the principal of a valid, unrevoked access token, or raise ``InvalidToken`` / ``TokenExpired``."""
     principal = principal_of(jwt.decode(token))
-    if _cache().get(family_marker(principal.family)) is not None:
+    if _family_revoked(principal.family):
         raise InvalidToken(REVOKED)
     return principal
+
+
+def _family_revoked(family: str) -> bool:
+    if outage.redis_available():
+        try:
+            marker = _client().get(family_marker(family))
+        except REDIS_ERRORS:
+            outage.report_failure("access token revocation check")
+        else:
+            if outage.report_success():  # ended an outage: the read may predate the recovery hooks
+                return _family_revoked(family)
+            return marker is not None
+    from twig_auth.tokens.models import RefreshToken
+
+    return RefreshToken.objects.filter(family=family, revoked_at__isnull=False).exists()
+
+
+def mark_revoked(families: Iterable[str]) -> None:
+    """Write the revocation markers of ``families``. Never raises because of Redis: the revoked rows are the
+    truth (read while Redis is down) and :func:`reapply_since` writes the markers once it is back."""
+    markers = {family_marker(f): 1 for f in families}
+    if markers:
+        attempt("token revocation", _client().set_many, markers, timeout=app_settings.ACCESS_TOKEN_SECONDS)
+
+
+def reapply_since(started: float) -> None:
+    """Write the markers of every family revoked within an access token's lifetime (plus a margin), whenever
+    the outage began: a family revoked earlier has no live access token left, and a Redis that came back
+    empty lost the markers of families revoked before the outage too."""
+    from twig_auth.tokens.models import RefreshToken
+
+    since = clock.now() - dt.timedelta(seconds=app_settings.ACCESS_TOKEN_SECONDS + outage.RECOVERY_MARGIN_SECONDS)
+    families = sorted(set(RefreshToken.objects.filter(revoked_at__gte=since).values_list("family", flat=True)))
+    client = _client()
+    for start in range(0, len(families), 500):
+        client.set_many({family_marker(f): 1 for f in families[start:start + 500]},
+                        timeout=app_settings.ACCESS_TOKEN_SECONDS)
+
+
+outage.on_recovery(reapply_since)

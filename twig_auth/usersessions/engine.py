@@ -7,6 +7,10 @@ session (auth, admin, messages, CSRF, password-reset tokens) works unchanged.
 
 Reads come from the cache (one round trip) and fall back to one indexed query. ``delete`` (Django's
 ``logout``/``flush``) revokes the record instead of deleting it, so a copied cookie is refused afterwards.
+
+When Redis is unreachable (:mod:`twig_auth.core.outage`) every read and write goes to the row, so sessions
+keep working and a revoked one stays refused. A revocation that could not delete the cached copy is
+applied by :func:`reapply_since` when Redis answers again.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase
 from django.core.cache import caches
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from twig_auth.conf import app_settings
-from twig_auth.core import clock
+from twig_auth.core import clock, outage
+from twig_auth.core.cache import UNAVAILABLE, attempt, strict
 from twig_auth.usersessions import cookie
 from twig_auth.usersessions.models import UserSession
 
@@ -29,7 +35,17 @@ ORG_KEY = "twig_org_id"
 
 
 def _cache() -> Any:
-    return caches[app_settings.REDIS_CACHE_ALIAS]
+    return strict(caches[app_settings.REDIS_CACHE_ALIAS])
+
+
+def _cache_get(key: str) -> Any:
+    """The cached copy, or None when there is none or Redis is unreachable (then the row is read)."""
+    value = attempt("session read", _cache().get, key)
+    return None if value is UNAVAILABLE else value
+
+
+def _cache_set(key: str, value: Any, timeout: int) -> None:
+    attempt("session write", _cache().set, key, value, timeout=timeout)
 
 
 def cache_key(session_key: str) -> str:
@@ -37,8 +53,9 @@ def cache_key(session_key: str) -> str:
 
 
 def forget(session_key: str) -> None:
-    """Drop the cached copy of a session so the next request reads the (revoked) row."""
-    _cache().delete(cache_key(session_key))
+    """Drop the cached copy of a session so the next request reads the (revoked) row. Never raises because of
+    Redis: the row is revoked already, and :func:`reapply_since` drops the copy once Redis is back."""
+    attempt("session revocation", _cache().delete, cache_key(session_key))
 
 
 def default_timeout() -> int:
@@ -82,7 +99,7 @@ class SessionStore(SessionBase):
         key = self._session_key
         if key is None:
             return {}
-        cached = _cache().get(cache_key(key))
+        cached = _cache_get(cache_key(key))
         if cached is None:
             row = UserSession.objects.filter(pk=key).first()
             if row is None:
@@ -90,7 +107,7 @@ class SessionStore(SessionBase):
                 return {}
             cached = {"data": row.data, "meta": _meta_of(row)}
             if row.revoked_at is None:
-                _cache().set(cache_key(key), cached, timeout=_ttl(cached["meta"]))
+                _cache_set(cache_key(key), cached, _ttl(cached["meta"]))
         meta = cached["meta"]
         if meta["revoked"] or meta["expires_at"] <= clock.now().timestamp():
             self._session_key = None
@@ -149,7 +166,7 @@ class SessionStore(SessionBase):
                 return None
             row = UserSession.objects.get(pk=self._session_key)
         self.meta = _meta_of(row)
-        _cache().set(cache_key(self._session_key), {"data": data, "meta": self.meta}, timeout=_ttl(self.meta))
+        _cache_set(cache_key(self._session_key), {"data": data, "meta": self.meta}, _ttl(self.meta))
         return None
 
     def delete(self, session_key: str | None = None) -> None:
@@ -176,8 +193,7 @@ class SessionStore(SessionBase):
         UserSession.objects.filter(pk=self._session_key, revoked_at__isnull=True).update(**update)
         self.meta = {**self.meta, "last_seen_at": now,
                      "expires_at": update["expires_at"].timestamp() if renew else self.meta["expires_at"]}
-        _cache().set(cache_key(self._session_key), {"data": self._get_session(), "meta": self.meta},
-                     timeout=_ttl(self.meta))
+        _cache_set(cache_key(self._session_key), {"data": self._get_session(), "meta": self.meta}, _ttl(self.meta))
 
     @classmethod
     def clear_expired(cls) -> None:
@@ -190,6 +206,20 @@ def _meta_of(row: UserSession) -> dict[str, Any]:
     return {"user_id": row.user_id, "org_id": row.org_id, "ip": row.ip, "created_at": row.created_at.timestamp(),
             "last_seen_at": row.last_seen_at.timestamp(), "expires_at": row.expires_at.timestamp(),
             "revoked": row.revoked_at is not None, "mfa_used": row.mfa_used}
+
+
+def reapply_since(started: float) -> None:
+    """Drop the cached copies of sessions revoked or written since ``started`` (an outage's start, Unix
+    time): their rows changed while the copies could not be updated."""
+    since = outage.changed_since(started)
+    keys = list(UserSession.objects.filter(Q(revoked_at__gte=since) | Q(last_seen_at__gte=since))
+                .values_list("session_key", flat=True))
+    cache = _cache()
+    for start in range(0, len(keys), 500):
+        cache.delete_many([cache_key(k) for k in keys[start:start + 500]])
+
+
+outage.on_recovery(reapply_since)
 
 
 def _ttl(meta: dict[str, Any]) -> int:

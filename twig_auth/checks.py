@@ -1,7 +1,8 @@
 """System checks. Stable ids: twig_auth.E001 invalid setting, W001 unknown setting, E002 bcrypt hasher
 not first, E003 password validator missing, E004 user model without an email field, W002 django-redis
 cache missing in production (DEBUG off), E005 django-otp apps missing from INSTALLED_APPS, E006 the MFA
-middleware missing or placed before authentication."""
+middleware missing or placed before authentication, E007 the IP allowlist middleware missing or placed before
+authentication or the MFA middleware."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ BCRYPT = "django.contrib.auth.hashers.BCryptSHA256PasswordHasher"
 VALIDATOR = "twig_auth.passwords.validators.ComplexityValidator"
 OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static")
 MFA_MIDDLEWARE = "twig_auth.mfa.middleware.MfaEnforcementMiddleware"
+IP_MIDDLEWARE = "twig_auth.netaccess.middleware.IpAllowlistMiddleware"
 
 
 @checks.register("twig_auth")
@@ -62,4 +64,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         messages.append(checks.Error("The MFA enforcement middleware is missing or runs before authentication.",
                                      id="twig_auth.E006",
                                      hint=f'Add "{MFA_MIDDLEWARE}" to MIDDLEWARE after AuthenticationMiddleware.'))
+    if IP_MIDDLEWARE not in middleware or any(
+            m in middleware and middleware.index(IP_MIDDLEWARE) < middleware.index(m) for m in (auth, MFA_MIDDLEWARE)):
+        messages.append(checks.Error("The IP allowlist middleware is missing or runs before authentication or the "
+                                     "MFA enforcement middleware.", id="twig_auth.E007",
+                                     hint=f'Add "{IP_MIDDLEWARE}" to MIDDLEWARE after AuthenticationMiddleware and '
+                                          f'"{MFA_MIDDLEWARE}".'))
     return messages

@@ -23,6 +23,7 @@ urlpatterns = [
     path("settings/api-keys/", include("twig_auth.apikeys.urls")),
     path("settings/sessions/", include("twig_auth.usersessions.urls")),
     path("settings/security/", org_views.security_settings, name="security_settings"),
+    path("settings/security/", include("twig_auth.netaccess.urls")),
     path("settings/access/", include("twig_auth.authz.urls")),
     path("", include("twig_auth.mfa.urls")),
 ]

@@ -21,8 +21,9 @@ from twig_auth.core.admin import ReadOnlyAdminMixin
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import TwigAuthError
 
-KEY_FIELDS = ("id", "name", "prefix", "org", "created_by", "scopes", "environment", "state", "created_at",
-              "expires_at", "last_used_at", "last_used_ip", "revoked_at", "revoked_by", "rolled_from", "usage_link")
+KEY_FIELDS = ("id", "name", "prefix", "org", "created_by", "scopes", "allowed_ips", "environment", "state",
+              "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at", "revoked_by", "rolled_from",
+              "usage_link")
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -52,7 +53,7 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = KEY_FIELDS
     readonly_fields = KEY_FIELDS
     exclude = ("hashed_secret",)
-    actions = ["revoke_selected"]
+    actions = ["revoke_selected", "clear_allowed_ips"]
     ordering = ("-created_at",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiKey]:
@@ -100,6 +101,21 @@ class ApiKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Revoked {revoked} key{'s' if revoked != 1 else ''}.", messages.SUCCESS)
         elif not failed:
             self.message_user(request, "The selected keys were already revoked.", messages.INFO)
+
+    @admin.action(description="Lift the per-key IP allowlist of selected keys", permissions=["revoke"])
+    def clear_allowed_ips(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        """Break glass: the key works again from wherever the org's allowlist allows (audited)."""
+        context = RequestContext.from_request(request)
+        cleared = 0
+        for key in queryset.filter(revoked_at__isnull=True).exclude(allowed_ips=[]):
+            try:
+                services.set_allowed_ips(key=key, allowed_ips=[], context=context)
+            except TwigAuthError as exc:
+                self.message_user(request, f"{key}: {exc.detail}", messages.ERROR)
+            else:
+                cleared += 1
+        self.message_user(request, f"Lifted the IP allowlist of {cleared} key{'s' if cleared != 1 else ''}.",
+                          messages.SUCCESS if cleared else messages.INFO)
 
 
 @admin.register(ApiKeyUsage)

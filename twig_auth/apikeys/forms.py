@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from twig_auth.apikeys.scopes import ALL_SCOPES, Scope, allowed_for
 from twig_auth.apikeys.services import MAX_NAME
+from twig_auth.netaccess.forms import CidrLinesField
 
 SCOPE_HELP = {
     Scope.READ: "List and read agents, data sources and interactions.",
@@ -58,9 +59,15 @@ class ApiKeyCreateForm(forms.Form):
         required=False, label="Expires (optional)", help_text="Leave empty for a key that does not expire.",
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    allowed_ips = CidrLinesField(
+        label="Allowed IP ranges (optional)",
+        help_text="One range per line, e.g. 203.0.113.0/24 or 2001:db8::/64; # starts a comment. Leave empty to "
+                  "allow every address your organization's allowlist allows.")
 
-    def __init__(self, *args: Any, role: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, role: str, enterprise: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not enterprise:  # per-key allowlists are an enterprise feature, like the org's own list
+            del self.fields["allowed_ips"]
         self.allowed = allowed_for(role)
         scopes = self.fields["scopes"]
         scopes.widget = ScopeCheckboxes(allowed=self.allowed, choices=scopes.choices)

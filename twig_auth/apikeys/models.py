@@ -32,6 +32,9 @@ class ApiKey(models.Model):
                                    related_name="+")
     rolled_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="rolled_to")
+    allowed_ips = models.JSONField(default=list, blank=True,
+                                   help_text="CIDR ranges this key may be used from, on top of the org's "
+                                             "allowlist; empty: the org's allowlist only.")
 
     objects = ApiKeyQuerySet.as_manager()
 

@@ -20,11 +20,29 @@ from twig_auth.core.context import RequestContext
 from twig_auth.core.crypto import opaque_id
 from twig_auth.exceptions import InvalidInput, NotFound, PermissionDenied
 from twig_auth.orgs.models import Membership
+from twig_auth.orgs.policy import _cidrs
 from twig_auth.orgs.roles import Role
 
 MAX_NAME = 100
 _KEY_PK_RE = re.compile(r"[A-Za-z0-9_]{1,32}")
 MAX_LIFETIME_DAYS = 3650
+
+
+def clean_allowed_ips(allowed_ips: Any, *, org: Any, check_plan: bool = True) -> list[str]:
+    """Return a key's IP allowlist with whitespace trimmed; raise :class:`InvalidInput` (field ``allowed_ips``)
+    under the org settings' ``ipAllowlist`` rules, or :class:`PermissionDenied` for a non-empty list outside the
+    enterprise plan (``check_plan=False`` when a roll carries over an existing restriction)."""
+    if allowed_ips is None:
+        return []
+    items = allowed_ips
+    if isinstance(items, list | tuple):
+        items = [item.strip() if isinstance(item, str) else item for item in items]
+    problem = _cidrs(items)
+    if problem:
+        raise InvalidInput({"allowed_ips": [problem]})
+    if items and check_plan and not org.is_enterprise:
+        raise PermissionDenied("Per-key IP allowlists require the enterprise plan.", fields=["allowed_ips"])
+    return list(items)
 
 
 def validate_request(*, creator: Membership, name: Any, scopes: Any, environment: Any,
@@ -57,24 +75,28 @@ def validate_request(*, creator: Membership, name: Any, scopes: Any, environment
 
 
 def issue_api_key(*, creator: Membership, name: Any, scopes: Any, environment: Any, expires_at: Any = None,
-                  context: RequestContext | None = None, rolled_from: ApiKey | None = None) -> tuple[ApiKey, str]:
-    """Create a key for ``creator`` and return it with its plaintext (shown once, never stored)."""
+                  context: RequestContext | None = None, rolled_from: ApiKey | None = None,
+                  allowed_ips: Any = None) -> tuple[ApiKey, str]:
+    """Create a key for ``creator`` and return it with its plaintext (shown once, never stored).
+
+    ``allowed_ips`` (CIDR ranges, enterprise) narrows where the key works, on top of the org's allowlist."""
     context = context or RequestContext.system()
     name, scopes, environment, expires_at = validate_request(
         creator=creator, name=name, scopes=scopes, environment=environment, expires_at=expires_at)
+    allowed_ips = clean_allowed_ips(allowed_ips, org=creator.org, check_plan=rolled_from is None)
     hasher = get_hasher()
     for _ in range(3):  # a key-id collision (1 in 62**12) is retried, not reported
         generated = key_format.generate(environment)
         key = ApiKey(id=opaque_id("key"), org_id=creator.org_id, created_by=creator, name=name, scopes=scopes,
                      environment=environment, key_id=generated.key_id, hashed_secret=hasher.hash(generated.secret),
-                     created_at=clock.now(), expires_at=expires_at, rolled_from=rolled_from)
+                     created_at=clock.now(), expires_at=expires_at, rolled_from=rolled_from, allowed_ips=allowed_ips)
         try:
             with transaction.atomic():
                 key.save(force_insert=True)
                 record(Event.API_KEY_CREATED, context=context, org=creator.org, target=key, details={
                     "name": name, "prefix": key.prefix, "scopes": scopes, "environment": environment,
                     "expires_at": expires_at.isoformat() if expires_at else None,
-                    "rolled_from": rolled_from.pk if rolled_from else None})
+                    "rolled_from": rolled_from.pk if rolled_from else None, "allowed_ips": allowed_ips})
         except IntegrityError:
             continue
         return key, generated.full
@@ -136,7 +158,7 @@ def roll_api_key(*, key: ApiKey, expires_in: Any, context: RequestContext | None
             raise InvalidInput({"id": ["The key's creator has left the organization."]})
         new, plaintext = issue_api_key(creator=old.created_by, name=old.name, scopes=old.scopes,
                                        environment=old.environment, expires_at=old.expires_at, context=context,
-                                       rolled_from=old)
+                                       rolled_from=old, allowed_ips=old.allowed_ips)
         if expires_in == 0:
             old.revoked_at = clock.now()
             old.revoked_by = context.actor if getattr(context.actor, "pk", None) else None
@@ -149,3 +171,25 @@ def roll_api_key(*, key: ApiKey, expires_in: Any, context: RequestContext | None
             old.save(update_fields=["expires_at"])
     verification.invalidate([old.key_id], revoked=expires_in == 0)
     return new, plaintext
+
+
+def set_allowed_ips(*, key: ApiKey, allowed_ips: Any, context: RequestContext | None = None) -> ApiKey:
+    """Replace the key's own IP allowlist (empty: the org's list only); the cached verification is dropped
+    at once, so every worker applies the new list on its next request."""
+    context = context or RequestContext.system()
+    if not _may_manage(key, context):
+        raise PermissionDenied("Only the key's creator or an admin can change this key.")
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update(of=("self",)).select_related("org").get(pk=key.pk)
+        # Clearing a list works on any plan (a downgraded org can lift it); setting one needs enterprise.
+        cleaned = clean_allowed_ips(allowed_ips, org=key.org)
+        if key.revoked_at is not None:
+            raise InvalidInput({"id": ["The key is revoked."]})
+        old = list(key.allowed_ips or [])
+        if cleaned != old:
+            key.allowed_ips = cleaned
+            key.save(update_fields=["allowed_ips"])
+            record(Event.API_KEY_UPDATED, context=context, org=key.org, target=key,
+                   details={"name": key.name, "key_id": key.key_id, "allowed_ips": cleaned, "previous": old})
+    verification.invalidate([key.key_id])
+    return key

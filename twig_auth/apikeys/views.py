@@ -68,7 +68,7 @@ def _render_list(request: HttpRequest, membership: Membership, form: ApiKeyCreat
     return render(request, TEMPLATES + "list.html", {
         "membership": membership, "is_admin": is_admin, "rows": rows, "new_key": new_key,
         "active_count": sum(1 for r in rows if r["state"] == "active"),
-        "form": form or ApiKeyCreateForm(role=membership.role),
+        "form": form or ApiKeyCreateForm(role=membership.role, enterprise=membership.org.is_enterprise),
     }, status=status)
 
 
@@ -87,19 +87,21 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         return _no_org(request)
     if request.method != "POST":
         return _render_list(request, membership)
-    form = ApiKeyCreateForm(request.POST, role=membership.role)
+    form = ApiKeyCreateForm(request.POST, role=membership.role, enterprise=membership.org.is_enterprise)
     if not form.is_valid():
         return _render_list(request, membership, form)
+    data = dict(form.cleaned_data)
+    allowed_ips = data.pop("allowed_ips", None)
     try:
-        if Scope.ADMIN in form.cleaned_data["scopes"]:
+        if Scope.ADMIN in data["scopes"]:
             # Refusals (bad values, a scope above the role) come at once; only a key that would be created
             # asks for a second factor.
-            services.validate_request(creator=membership, **form.cleaned_data)
+            services.validate_request(creator=membership, **data)
             prompt = require_step_up(request, action="create an API key with the admin scope")
             if prompt is not None:
                 return prompt
         key, plaintext = services.issue_api_key(creator=membership, context=RequestContext.from_request(request),
-                                                **form.cleaned_data)
+                                                allowed_ips=allowed_ips, **data)
     except InvalidInput as exc:
         form.add_service_errors(exc.errors)
         return _render_list(request, membership, form)

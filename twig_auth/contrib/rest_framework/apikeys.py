@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -16,6 +18,7 @@ from twig_auth.apikeys.scopes import ALL_SCOPES
 from twig_auth.contrib.rest_framework.stepup import require_recent_mfa
 from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.core import clock
+from twig_auth.exceptions import InvalidInput, PermissionDenied
 from twig_auth.orgs.models import Membership
 
 
@@ -23,11 +26,12 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     prefix = serializers.CharField(read_only=True)
     state = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
+    allowedIps = serializers.ListField(source="allowed_ips", child=serializers.CharField(), read_only=True)  # noqa: N815
 
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "scopes", "environment", "created_at", "created_by", "expires_at",
-                  "last_used_at", "last_used_ip", "revoked_at", "state", "rolled_from"]
+                  "last_used_at", "last_used_ip", "revoked_at", "state", "rolled_from", "allowedIps"]
         read_only_fields = fields
 
     def get_state(self, obj: ApiKey) -> str:
@@ -43,6 +47,25 @@ class CreateSerializer(serializers.Serializer[Any]):
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES), min_length=1, max_length=4)
     environment = serializers.ChoiceField(choices=["live", "test"])
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    allowedIps = serializers.JSONField(  # noqa: N815  (the contract's camelCase; checked by the service)
+        required=False, help_text='CIDR ranges the key may be used from, e.g. ["203.0.113.0/24"] (enterprise).')
+
+
+
+@contextmanager
+def api_field_names() -> Iterator[None]:
+    """Name the service's ``allowed_ips`` field ``allowedIps`` in errors, as the request spelled it."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if "allowed_ips" in exc.errors:
+            exc.errors["allowedIps"] = exc.errors.pop("allowed_ips")
+        raise
+    except PermissionDenied as exc:
+        fields = exc.extra.get("fields")
+        if isinstance(fields, list):
+            exc.extra["fields"] = ["allowedIps" if f == "allowed_ips" else f for f in fields]
+        raise
 
 
 class RollSerializer(serializers.Serializer[Any]):
@@ -72,11 +95,15 @@ class ApiKeyListView(TwigAPIView):
     @extend_schema(request=CreateSerializer, responses={201: NEW_KEY})
     def post(self, request: Request) -> Response:
         data = self.validated(CreateSerializer, request.data)
+        allowed_ips = data.pop("allowedIps", None)
         creator = Membership.objects.select_related("org").get(pk=self.membership.pk)
-        if "admin" in data["scopes"]:
-            services.validate_request(creator=creator, **data)  # a role that may not grant it hears so first
-            require_recent_mfa(request)
-        key, plaintext = services.issue_api_key(creator=creator, context=self.context(), **data)
+        with api_field_names():
+            if "admin" in data["scopes"]:
+                services.validate_request(creator=creator, **data)  # a role that may not grant it hears so first
+                services.clean_allowed_ips(allowed_ips, org=creator.org)
+                require_recent_mfa(request)
+            key, plaintext = services.issue_api_key(creator=creator, context=self.context(), allowed_ips=allowed_ips,
+                                                    **data)
         return Response(new_key_body(key, plaintext), status=status.HTTP_201_CREATED)
 
 

@@ -11,10 +11,12 @@ from django.core.cache import caches
 
 from twig_auth.apikeys.usage import buffer as usage_buffer
 from twig_auth.apikeys.verification import clear_local as clear_local_keys
+from twig_auth.core import outage
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.mfa import sms as sms_gateway
 from twig_auth.orgs import services as org_services
 from twig_auth.orgs.models import Membership, Organization
+from twig_auth.ratelimit import bucket as rate_buckets
 from twig_auth.usersessions.policy import forget_policies as forget_session_policies
 
 PASSWORD = "Correct-Horse-9!"
@@ -34,6 +36,8 @@ def _clean_stores(settings: Any) -> Iterator[None]:
     clear_local_keys()
     forget_session_policies()
     sms_gateway.reset()
+    rate_buckets.reset_local()
+    outage.reset()
     if redis_configured():
         get_redis().flushdb()
     yield

@@ -11,7 +11,6 @@ so ``override_settings(TWIG_AUTH=...)`` works in tests.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, validate_rate_limits
-
-RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
+from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, Rate, validate_rate_limits
 
 
 @dataclass(frozen=True)
@@ -58,9 +55,12 @@ def _choice(*options: str) -> Callable[[Any], str | None]:
 
 
 def _rate(value: Any) -> str | None:
-    if isinstance(value, str) and RATE_RE.match(value):
-        return None
-    return f"must be a rate like '10/m' (count/period, period s, m, h or d), got {value!r}"
+    """A throttle rate in the token-bucket grammar (``"10/m"``, ``"5/10s"``); zero limits and periods refused."""
+    try:
+        Rate.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _dotted_path(value: Any) -> str | None:
@@ -148,7 +148,10 @@ SETTINGS: tuple[Setting, ...] = (
             _int_range(60, 86400)),
     Setting("LOCKOUT_LOCK_SECONDS", 900, "How long a locked account stays locked (org policy default).",
             _int_range(60, 86400 * 7)),
-    Setting("LOGIN_IP_RATE", "30/m", "Per-IP throttle of the login form and endpoints (django-ratelimit).",
+    Setting("LOGIN_IP_RATE", "30/m", "Per-IP throttle of sign-in POSTs (login page, POST /api/auth/token) and of token "
+            "refresh and revoke.",
+            _rate),
+    Setting("LOGIN_ACCOUNT_RATE", "10/m", "Per-account (typed email) throttle of sign-in POSTs, from any IP.",
             _rate),
     Setting("PASSWORD_RESET_RATE", "5/h", "Per-IP and per-email throttle of password-reset requests.", _rate),
     Setting("SESSION_TIMEOUT", 604800, "Idle session expiry in seconds (org policy default).",
@@ -172,8 +175,9 @@ SETTINGS: tuple[Setting, ...] = (
             _int_range(60, 86400)),
     Setting("MFA_LOCK_SECONDS", 900, "How long second-factor verification pauses after too many wrong codes.",
             _int_range(30, 86400)),
-    Setting("MFA_CODE_RATE", "10/m", "Per-IP throttle of the second-factor forms and endpoints (django-ratelimit).",
+    Setting("MFA_CODE_RATE", "10/m", "Per-IP throttle of second-factor code POSTs (forms and the token otp).",
             _rate),
+    Setting("MFA_ACCOUNT_RATE", "10/m", "Per-account throttle of second-factor code POSTs, from any IP.", _rate),
     Setting("MFA_RECOVERY_CODE_COUNT", 10, "Recovery codes generated at a time.", _int_range(4, 20)),
     Setting("MFA_STEP_UP_SECONDS", 300, "How recent a second factor must be for sensitive actions.",
             _int_range(30, 3600)),

@@ -132,3 +132,25 @@ class SmsDeliveryFailed(TwigAuthError):
 
     code = "sms_delivery_failed"
     default_detail = "We could not send the text message. Try again in a moment, or use another method."
+
+
+class RateLimited(TwigAuthError):
+    """A rate-limit bucket is empty. ``retry_after`` is whole seconds until a token is back; ``headers`` are
+    the ``X-RateLimit-*`` and ``Retry-After`` headers the answer carries (pages and API alike)."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, retry_after: int, detail: str | None = None, *,
+                 headers: dict[str, str] | None = None) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(detail or f"Rate limit exceeded. Try again in {retry_after} second"
+                         f"{'s' if retry_after != 1 else ''}.", retry_after=retry_after)
+        self.retry_after = retry_after
+        self.headers = {**(headers or {}), "Retry-After": str(retry_after)}
+
+
+class IpNotAllowed(TwigAuthError):
+    """The request's client IP is outside the organization's (or the API key's) allowlist."""
+
+    code = "ip_not_allowed"
+    default_detail = "Requests from your IP address are not allowed for this organization."

@@ -18,6 +18,10 @@ env = os.environ.get
 PRODUCTION = env("TWIG_PRODUCTION") == "1"
 DEBUG = env("DJANGO_DEBUG", "0" if PRODUCTION else "1") == "1"
 SECRET_KEY = env("DJANGO_SECRET_KEY") or ("" if PRODUCTION else "dev-only-insecure-key-change-me-" + "x" * 20)
+if PRODUCTION and not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("TWIG_PRODUCTION=1 needs DJANGO_SECRET_KEY (a long random string).")
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h]
 
 INSTALLED_APPS = [
@@ -46,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "twig_auth.mfa.middleware.MfaEnforcementMiddleware",
+    "twig_auth.netaccess.middleware.IpAllowlistMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "twig_auth.apikeys.middleware.ApiKeyUsageMiddleware",
 ]
@@ -80,11 +85,14 @@ else:
 
 if env("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": env("REDIS_URL"),
-                          "KEY_PREFIX": env("CACHE_KEY_PREFIX", "twig")}}
+                          "KEY_PREFIX": env("CACHE_KEY_PREFIX", "twig"),
+                          # A dead Redis must fail fast (twig_auth.core.outage then skips it). Never set
+                          # IGNORE_EXCEPTIONS: it turns a failed read of a revocation marker into "not revoked".
+                          "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.5}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    # The local-memory cache is per process: fine for the embedded single-process default.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+    # The local-memory cache is per process: fine for the embedded single-process default (twig_auth.W002
+    # says so in `manage.py check`); rate-limit buckets are then per process too.
 
 # --- auth ------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "users.User"
@@ -101,8 +109,6 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "twig_auth:login"
 LOGIN_REDIRECT_URL = "/"
 PASSWORD_RESET_TIMEOUT = 60 * 60  # reset links expire after an hour (and are single use)
-RATELIMIT_IP_META_KEY = "twig_auth.core.http.client_ip"
-RATELIMIT_VIEW = None
 
 TWIG_AUTH: dict = {"API_MODE": env("TWIG_API_MODE", "live")}
 
@@ -114,6 +120,7 @@ REST_FRAMEWORK = {
         "twig_auth.contrib.rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["twig_auth.contrib.rest_framework.throttling.ScopeRateThrottle"],
     "EXCEPTION_HANDLER": "twig_auth.contrib.rest_framework.exceptions.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["twig_auth.contrib.rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -150,6 +157,8 @@ if PRODUCTION:
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Preload asks browsers to ship the HTTPS-only rule built in; opt out while trying a new domain.
+    SECURE_HSTS_PRELOAD = env("DJANGO_HSTS_PRELOAD", "1") == "1"
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

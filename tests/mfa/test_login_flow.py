@@ -140,13 +140,16 @@ def test_per_ip_throttle_answers_429(client: Client, ann: Any, totp_device: Any,
     password_step(client)
     for _ in range(3):
         assert client.post(VERIFY, {"code": "abc"}).status_code == 400
+    failures = AuditEvent.objects.filter(event="MFA_FAILURE").count()
 
     response = client.post(VERIFY, {"code": code_at(secret)})
 
     assert response.status_code == 429
-    assert response["Retry-After"] == "60"
-    assert "Too many attempts from your network" in text(response)
+    assert 1100 <= int(response["Retry-After"]) <= 1200  # one token of 3/h: back in 20 minutes
+    assert response["X-RateLimit-Limit"] == "3" and response["X-RateLimit-Remaining"] == "0"
+    assert "Too many verification attempts. Try again in 20 minutes." in text(response)
     assert not signed_in(client)
+    assert AuditEvent.objects.filter(event="MFA_FAILURE").count() == failures, "refused before the code is checked"
 
 
 def test_recovery_code_signs_in_once(client: Client, ann: Any, totp_device: Any) -> None:

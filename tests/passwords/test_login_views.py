@@ -22,13 +22,16 @@ def test_locked_account_answers_403_with_retry_after_and_a_readable_message(clie
 
 
 def test_per_ip_throttle_trips_with_a_friendly_message(client, settings, make_user):
-    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/h"}  # hourly: no window edge mid-test
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/h"}  # hourly: no refill mid-test
     for i in range(3):
         response = client.post("/login/", {"email": f"x{i}@example.test", "password": "Wrong-Pass-1!"})
         assert response.status_code == 200
     response = client.post("/login/", {"email": "y@example.test", "password": "Wrong-Pass-1!"})
     assert response.status_code == 429
-    assert "Too many attempts from your network" in response.content.decode()
+    wait = int(response["Retry-After"])
+    assert 1000 <= wait <= 1200  # one token of 3/h comes back after 20 minutes
+    assert "Too many sign-in attempts. Try again in 20 minutes." in response.content.decode()
+    assert 'value="y@example.test"' in response.content.decode(), "the typed email is kept"
     assert AuditEvent.objects.filter(email="y@example.test").count() == 0, "throttled before any work"
 
 

@@ -22,6 +22,7 @@ import redis
 
 from tests.ratelimit._workers import hammer
 from twig_auth.conf import app_settings
+from twig_auth.core import outage
 from twig_auth.ratelimit import bucket as bucket_module
 from twig_auth.ratelimit.bucket import BucketResult, LocalBucket, RedisBucket, bucket_key, take
 from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, SCOPES, Rate, limits_for, validate_rate_limits
@@ -55,8 +56,10 @@ def key(client: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_fallback() -> Any:
     bucket_module.reset_local()
+    outage.reset()
     yield
     bucket_module.reset_local()
+    outage.reset()
 
 
 def server_ms(client: Any) -> float:
@@ -86,7 +89,7 @@ def test_contract_defaults():
     assert app_settings.RATE_LIMITS == DEFAULT_RATE_LIMITS
 
 
-def test_rate_limits_setting_overrides_some_scopes(settings):
+def test_rate_limits_setting_overrides_some_scopes(settings, db):
     settings.TWIG_AUTH = {**settings.TWIG_AUTH, "RATE_LIMITS": {"read": "500/m"}}
     assert limits_for(1, "read") == Rate(500, 60)
     assert limits_for(1, "write") == Rate(10, 60)
@@ -260,12 +263,13 @@ def test_unreachable_redis_falls_back_to_the_process_bucket(settings, caplog):
                                    "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
                                    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1}}}
     k = bucket_key(f"down-{uuid.uuid4().hex}", "write")
-    with caplog.at_level(logging.WARNING, logger="twig_auth.ratelimit.bucket"):
+    with caplog.at_level(logging.WARNING):
         results = [take(k, Rate(2, 60)) for _ in range(3)]
     assert [(r.allowed, r.remaining) for r in results] == [(True, 1), (True, 0), (False, 0)]
     assert results[-1].retry_after == 30
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "per-process" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "rate limiting (now per process" in warnings[0].getMessage()
+    assert outage.outage_started() is not None  # the next requests skip Redis while it backs off
 
 
 def test_without_redis_the_process_bucket_answers_silently(settings, caplog):
@@ -367,3 +371,88 @@ def test_cost_must_fit_the_bucket(local):
         local.take("k", Rate(2, 60), cost=3)
     with pytest.raises(ValueError):
         take("k", Rate(2, 60), cost=0)
+
+
+# --- several buckets at once, and the key check in the same round trip -----------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("which", ["redis", "local"])
+def test_take_all_admits_only_when_every_bucket_has_a_token(client, clock, which):
+    rb = RedisBucket(client) if which == "redis" else LocalBucket(monotonic=lambda: clock.mono,
+                                                                   wall=lambda: clock.wall)
+    ip, account = bucket_key(f"ip-{uuid.uuid4().hex}", "login"), bucket_key(f"acct-{uuid.uuid4().hex}", "login")
+    wide, narrow = Rate(5, 3600), Rate(2, 3600)
+    first = rb.take_all([(ip, wide), (account, narrow)])
+    assert first.allowed and (first.limit, first.remaining) == (2, 1)  # headers of the tighter bucket
+    assert rb.take_all([(ip, wide), (account, narrow)]).remaining == 0
+    refused = rb.take_all([(ip, wide), (account, narrow)])
+    assert not refused.allowed and refused.limit == 2 and refused.retry_after == 1800
+    # The refusal took nothing from the bucket that still had tokens: 3 left of 5.
+    assert rb.take(ip, wide).remaining == 2
+    client.delete(ip, account)
+
+
+@pytest.mark.redis
+def test_take_all_is_one_script_call(client, key):
+    rb = RedisBucket(client)
+    calls = []
+    real = rb._run
+
+    def counted(keys: list[str], args: list[Any]) -> Any:
+        calls.append(keys)
+        return real(keys, args)
+
+    rb._run = counted
+    other = bucket_key(f"o-{uuid.uuid4().hex}", "read")
+    rb.take_all([(key, Rate(3, 60)), (other, Rate(9, 60))])
+    assert calls == [[key, other]]
+    client.delete(other)
+
+
+@pytest.mark.redis
+def test_a_server_that_lost_the_script_gets_it_again(client, key):
+    rb = RedisBucket(client)
+    assert rb.take(key, Rate(3, 60)).remaining == 2
+    client.script_flush()  # as after a Redis restart
+    assert rb.take(key, Rate(3, 60)).remaining == 1
+
+
+@pytest.mark.redis
+def test_take_gated_takes_only_behind_a_present_non_negative_entry(client, key):
+    rb = RedisBucket(client)
+    gate = f"test:gate:{uuid.uuid4().hex}"
+    rate = Rate(3, 60)
+    assert rb.take_gated(gate, b"NEG", [(key, rate)]) == (None, None)  # missing entry: nothing taken
+    client.set(gate, b"NEG")
+    assert rb.take_gated(gate, b"NEG", [(key, rate)]) == (b"NEG", None)  # known-bad key: nothing taken
+    assert not client.exists(key)
+    client.set(gate, b"principal")
+    raw, result = rb.take_gated(gate, b"NEG", [(key, rate)])
+    assert raw == b"principal" and result is not None and (result.allowed, result.remaining) == (True, 2)
+    client.delete(gate)
+
+
+@pytest.mark.redis
+def test_eight_processes_through_the_gated_script_admit_exactly_the_capacity(client):
+    from tests.ratelimit._workers import hammer_gated
+
+    rate = Rate(50, 3600)
+    k, gate = bucket_key(f"race-{uuid.uuid4().hex}", "admin"), f"test:gate:{uuid.uuid4().hex}"
+    client.set(gate, b"principal")
+    ctx = multiprocessing.get_context("fork")
+    ready, out, start = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=hammer_gated, args=(redis_url(), gate, k, rate.limit, rate.period, 15,
+                                                    ready, start, out)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=60)
+        start.set()
+        admitted = [out.get(timeout=60) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    assert sum(admitted) == rate.limit, admitted  # 120 tries, 50 tokens, refill < 1 in the race
+    client.delete(k, gate)

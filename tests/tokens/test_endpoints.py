@@ -88,13 +88,26 @@ def test_user_without_membership_gets_403(make_user, client):
 
 
 def test_token_endpoint_is_throttled_per_ip(owner, client, settings):
-    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/h"}  # hourly: no window edge mid-test
-    for _ in range(3):
-        post_json(client, TOKEN, {"email": "x@acme.test", "password": "nope"})
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "3/h"}  # hourly: no refill mid-test
+    for i in range(3):
+        response = post_json(client, TOKEN, {"email": f"x{i}@acme.test", "password": "nope"})
+        assert_error(response, 401, "invalid_credentials")
+        assert response["X-RateLimit-Limit"] == "3" and response["X-RateLimit-Remaining"] == str(2 - i)
     response = post_json(client, TOKEN, {"email": "owner@acme.test", "password": PASSWORD})
     assert_error(response, 429, "rate_limit_exceeded")
-    assert int(response["Retry-After"]) > 0
-    assert_error(post_json(client, REFRESH, {"refresh_token": "x"}), 429, "rate_limit_exceeded")
+    assert 0 < int(response["Retry-After"]) <= 1200
+    assert not AuditEvent.objects.filter(email="owner@acme.test").exists(), "refused before the password check"
+
+
+def test_refresh_and_revoke_share_their_own_per_ip_bucket(owner, client, settings):
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "LOGIN_IP_RATE": "2/h"}
+    assert_error(post_json(client, REFRESH, {"refresh_token": "x"}), 401, "invalid_token")
+    assert post_json(client, REVOKE, {"token": "x"}).status_code == 200
+    response = post_json(client, REFRESH, {"refresh_token": "x"})
+    assert_error(response, 429, "rate_limit_exceeded")
+    assert response["X-RateLimit-Remaining"] == "0" and int(response["Retry-After"]) > 0
+    # Sign-in has its own bucket: refreshing does not use up the budget for passwords.
+    assert post_json(client, TOKEN, {"email": "owner@acme.test", "password": PASSWORD}).status_code == 200
 
 
 BAD_BODIES: list[Any] = [
@@ -157,7 +170,9 @@ def test_jwt_authentication_itself_runs_no_query_and_one_cache_get(owner, obtain
     from twig_auth.tokens.verification import AccessPrincipal
 
     token = obtain()["access_token"]
-    cache = caches[app_settings.REDIS_CACHE_ALIAS]
+    from twig_auth.core.cache import strict
+
+    cache = strict(caches[app_settings.REDIS_CACHE_ALIAS])  # what verification calls (django-redis: its client)
     calls: list[str] = []
     for name in ("get", "get_many", "set", "add", "incr", "delete", "has_key"):
         real = getattr(cache, name)

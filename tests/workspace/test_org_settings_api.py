@@ -18,7 +18,9 @@ def test_admin_reads_the_effective_document(api_as, members):
     body = response.json()
     assert body["session"] == {"timeout": 604800, "renewOnActivity": True, "maxConcurrent": 3,
                                "enforceIPBinding": False}
-    assert set(body) == {"session", "mfa", "lockout", "ipAllowlist", "sso", "auditRetentionDays", "timezone"}
+    assert set(body) == {"session", "mfa", "lockout", "ipAllowlist", "sso", "rateLimits", "auditRetentionDays",
+                         "timezone"}
+    assert body["rateLimits"] == {"execute": "100/m", "write": "10/m", "read": "200/m", "admin": "50/m"}
 
 
 def test_patch_merges_and_is_audited(api_as, org, members):

@@ -12,28 +12,40 @@ Cold path protections against bcrypt being used as a CPU lever:
 * negative cache: a wrong key is remembered as wrong for ``API_KEY_NEGATIVE_CACHE_SECONDS``;
 * hash budget: at most ``API_KEY_HASHES_PER_MINUTE`` hash checks per key id and minute, reserved
   *before* hashing, so a flood of distinct wrong secrets for a known id runs a bounded number of hashes.
+
+When Redis is unreachable (:mod:`twig_auth.core.outage`) keys are verified on the database: one indexed
+lookup of the row per request, so revocation, expiry and the creator's standing are checked every time,
+and the secret hash only once per full key and process (an in-process map of digest -> the row that
+passed it, bounded), under an in-process hash budget. Revocations committed while Redis was unreachable
+could not delete cached entries; :func:`reapply_since` deletes them on the first success after the outage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.db.models import Q
 
 from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.hashers import verify_any
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.apikeys.scopes import allowed_for
 from twig_auth.conf import app_settings
-from twig_auth.core import clock
+from twig_auth.core import clock, outage
+from twig_auth.core.cache import REDIS_ERRORS, UNAVAILABLE, attempt, strict
 from twig_auth.exceptions import EnvironmentMismatch, InvalidApiKey
 from twig_auth.orgs.principal import PrincipalMembership
+
+if TYPE_CHECKING:
+    from twig_auth.ratelimit.bucket import BucketResult, Items
 
 logger = logging.getLogger("twig_auth.apikeys")
 
@@ -59,6 +71,7 @@ class KeyPrincipal:
     expires_at: float | None
     name: str
     mfa_deadline: float = 0.0  # when the creator's MFA grace ends (0: not covered or enrolled), as cached
+    allowed_ips: tuple[str, ...] = ()  # the key's own IP allowlist (CIDR ranges); empty: the org's list only
 
     @property
     def membership(self) -> PrincipalMembership:
@@ -115,6 +128,21 @@ def clear_local() -> None:
 
 def authenticate_key(raw: str) -> KeyPrincipal:
     """Return the principal of a valid key, or raise :class:`InvalidApiKey` / :class:`EnvironmentMismatch`."""
+    return authenticate_key_and_take(raw)[0]
+
+
+# ``buckets(key_id)`` -> the rate-limit buckets to take from when the key turns out valid, or None.
+BucketsFor = Callable[[str], "Items | None"]
+
+
+def authenticate_key_and_take(raw: str, buckets: BucketsFor | None = None) -> tuple[KeyPrincipal, BucketResult | None]:
+    """:func:`authenticate_key`, and on the warm Redis path also the rate-limit take, in one round trip.
+
+    With ``buckets`` given and the key's entry in Redis, one script reads the entry and, only when it is a
+    valid one, takes a token from each bucket (:func:`twig_auth.ratelimit.bucket.take_gated`). The result
+    is returned with the principal; ``None`` means nothing was taken (cold or database path, the
+    local-memory cache, or no buckets known yet) and the caller takes on its own.
+    """
     try:
         parsed = key_format.parse(raw)
     except key_format.KeyFormatError as exc:
@@ -125,12 +153,34 @@ def authenticate_key(raw: str) -> KeyPrincipal:
     digest = digest_of(parsed.full)
     local = _local.get(digest)
     if local is not None and local[1] > time.monotonic():
-        return _unexpired(local[0])
+        return _unexpired(local[0]), None
     cache = _cache()
-    cached = cache.get(_entry(digest))
-    principal = _from_cache(cached) if cached is not None else _verify_cold(parsed, digest, cache)
+    if not outage.redis_available():
+        return _verify_on_database(parsed, digest), None
+    client = strict(cache)  # raises on failure even with IGNORE_EXCEPTIONS: the tombstone read must not fail open
+    taken: BucketResult | None = None
+    try:
+        items = buckets(parsed.key_id) if buckets is not None and client is not cache else None
+        if items:
+            cached, taken = _read_and_take(client, digest, items)
+        else:
+            cached = client.get(_entry(digest))
+        principal = _from_cache(cached) if cached is not None else _verify_cold(parsed, digest, client)
+    except REDIS_ERRORS:
+        outage.report_failure("API key verification")
+        return _verify_on_database(parsed, digest), None
+    if outage.report_success():  # ended an outage: the entry read may predate the recovery hooks; read again
+        return authenticate_key_and_take(raw)[0], taken
     _remember(cache, digest, principal)
-    return principal
+    return principal, taken
+
+
+def _read_and_take(client: Any, digest: str, items: Items) -> tuple[Any, BucketResult | None]:
+    """Read the entry and take the tokens in one script call on the django-redis client's server."""
+    from twig_auth.ratelimit.bucket import take_gated
+
+    raw, taken = take_gated(client.make_key(_entry(digest)), client.encode(NEGATIVE), items)
+    return (None if raw is None else client.decode(raw)), taken
 
 
 def _from_cache(cached: Any) -> KeyPrincipal:
@@ -198,6 +248,7 @@ def _lookup_and_hash(parsed: key_format.ParsedKey, digest: str, cache: BaseCache
         cache.set(_entry(digest), NEGATIVE, negative_ttl)
         _log_failure(parsed, "wrong secret")
         raise InvalidApiKey(INVALID)
+    _hashed_ok(digest, row)
     problem = _state_problem(row)
     if problem:
         cache.set_many({_entry(digest): NEGATIVE, _index(row.key_id): digest}, negative_ttl)
@@ -238,6 +289,7 @@ def _principal(row: ApiKey) -> KeyPrincipal:
         role=creator.role, scopes=frozenset(row.scopes), environment=row.environment,
         expires_at=row.expires_at.timestamp() if row.expires_at else None, name=row.name,
         mfa_deadline=enforcement.deadline(creator.user_id, row.org_id, creator.role),
+        allowed_ips=tuple(row.allowed_ips or ()),
     )
 
 
@@ -252,8 +304,83 @@ def invalidate(key_ids: Iterable[str], *, revoked: bool = False) -> None:
         return
     for key_id in key_ids:
         _local.pop(_local_digest.pop(key_id, ""), None)
-    cache = _cache()
-    if revoked:
-        cache.set_many({_tomb(k): 1 for k in key_ids}, app_settings.API_KEY_CACHE_SECONDS + 60)
-    digests = cache.get_many([_index(k) for k in key_ids])
-    cache.delete_many([_entry(d) for d in digests.values()] + [_index(k) for k in key_ids])
+    # Never raises because of Redis: the database row is the truth (the fallback path reads it), and what
+    # could not be deleted now is deleted by :func:`reapply_since` when Redis answers again.
+    client = strict(_cache())
+    if revoked and attempt("API key invalidation", client.set_many, {_tomb(k): 1 for k in key_ids},
+                           app_settings.API_KEY_CACHE_SECONDS + 60) is UNAVAILABLE:
+        return
+    digests = attempt("API key invalidation", client.get_many, [_index(k) for k in key_ids])
+    if digests is UNAVAILABLE:
+        return
+    attempt("API key invalidation", client.delete_many,
+            [_entry(d) for d in digests.values()] + [_index(k) for k in key_ids])
+
+
+# --- Redis unavailable: verify on the database ----------------------------------------------------------
+
+_fallback_lock = threading.Lock()
+_verified: dict[str, tuple[str, str]] = {}  # digest of a full key -> (row pk, hashed secret) it passed
+_budget: dict[str, tuple[int, int]] = {}  # key id -> (minute, hashes run in it), this process only
+
+
+def _hashed_ok(digest: str, row: ApiKey) -> None:
+    """Remember that this full key matched this row's hash, so an outage never hashes it again here."""
+    with _fallback_lock:
+        if len(_verified) >= LOCAL_MAX:
+            _verified.clear()
+        _verified[digest] = (row.pk, row.hashed_secret)
+
+
+def _take_local_budget(key_id: str) -> bool:
+    window = int(clock.now().timestamp() // 60)
+    with _fallback_lock:
+        if len(_budget) >= LOCAL_MAX:
+            _budget.clear()
+        minute, used = _budget.get(key_id, (window, 0))
+        used = used + 1 if minute == window else 1
+        _budget[key_id] = (window, used)
+    return used <= app_settings.API_KEY_HASHES_PER_MINUTE
+
+
+def _verify_on_database(parsed: key_format.ParsedKey, digest: str) -> KeyPrincipal:
+    """Verify without Redis: the row every time, the hash once per full key and process."""
+    row = (ApiKey.objects.select_related("created_by")
+           .filter(key_id=parsed.key_id, environment=parsed.environment).first())
+    if row is None:
+        _log_failure(parsed, "unknown key id")
+        raise InvalidApiKey(INVALID)
+    if _verified.get(digest) != (row.pk, row.hashed_secret):
+        if not _take_local_budget(parsed.key_id):
+            _log_failure(parsed, "hash budget exhausted")
+            raise InvalidApiKey("Too many failed attempts with this API key id; try again in a minute.")
+        if not verify_any(parsed.secret, row.hashed_secret):
+            _log_failure(parsed, "wrong secret")
+            raise InvalidApiKey(INVALID)
+        _hashed_ok(digest, row)
+    problem = _state_problem(row)
+    if problem:
+        _log_failure(parsed, problem)
+        raise InvalidApiKey(problem)
+    return _principal(row)
+
+
+def reapply_since(started: float) -> None:
+    """Delete the cached verifications of keys revoked, or whose creator changed or left, since ``started``
+    (Unix time; an outage's start): those changes could not reach Redis when they were made."""
+    since = outage.changed_since(started)
+    changed = (Q(revoked_at__gte=since) | Q(created_by__role_changed_at__gte=since)
+               | Q(created_by__isnull=True, revoked_at__isnull=True))
+    revoked = set(ApiKey.objects.filter(revoked_at__gte=since).values_list("key_id", flat=True))
+    others = set(ApiKey.objects.filter(changed).values_list("key_id", flat=True)) - revoked
+    cache = strict(_cache())
+    for key_ids, tomb in ((sorted(revoked), True), (sorted(others), False)):
+        for start in range(0, len(key_ids), 500):
+            chunk = key_ids[start:start + 500]
+            if tomb:
+                cache.set_many({_tomb(k): 1 for k in chunk}, app_settings.API_KEY_CACHE_SECONDS + 60)
+            digests = cache.get_many([_index(k) for k in chunk])
+            cache.delete_many([_entry(d) for d in digests.values()] + [_index(k) for k in chunk])
+
+
+outage.on_recovery(reapply_since)

@@ -86,11 +86,6 @@ def client_ip(request: HttpRequest) -> str:
     return ip or UNKNOWN_IP
 
 
-def ratelimit_ip(group: str, request: HttpRequest) -> str:
-    """Key function for django-ratelimit: the client IP from :func:`client_ip`."""
-    return client_ip(request)
-
-
 def user_agent(request: HttpRequest) -> str:
     """Return the User-Agent header, cut to a storable length."""
     return (request.META.get("HTTP_USER_AGENT") or "")[:MAX_USER_AGENT]

@@ -13,7 +13,7 @@ A user without any device is told to set one up first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -22,23 +22,15 @@ from django.views.decorators.debug import sensitive_variables
 
 from twig_auth.conf import app_settings
 from twig_auth.core.context import RequestContext
-from twig_auth.core.http import ratelimit_ip
 from twig_auth.exceptions import MfaRequired, MfaThrottled, SmsDeliveryFailed
 from twig_auth.mfa import devices, services, stepup
+from twig_auth.ratelimit import endpoints
+from twig_auth.ratelimit.bucket import BucketResult
 
 CODE_FIELD = "twig_step_up_code"
 SMS_FIELD = "twig_step_up_send_sms"
 SKIP_FIELDS = {"csrfmiddlewaretoken", CODE_FIELD, SMS_FIELD}
 TEMPLATE = "twig_auth/mfa/step_up.html"
-THROTTLED_IP = "Too many attempts from your network. Wait a minute, then try again."
-
-
-def code_throttled(request: HttpRequest) -> bool:
-    """Count this POST against the per-IP second-factor rate (django-ratelimit)."""
-    from django_ratelimit.core import is_ratelimited
-
-    return is_ratelimited(request, group="twig_auth.mfa", key=ratelimit_ip, rate=app_settings.MFA_CODE_RATE,
-                          method="POST", increment=True)
 
 
 @dataclass(frozen=True)
@@ -50,15 +42,38 @@ class Attempt:
     notice: str = ""
     status: int = 200
     retry_after: int = 0
+    limit: BucketResult | None = None  # the code throttle's answer: its X-RateLimit-* headers go on the page
+
+
+def take_code_limit(request: HttpRequest, user: Any) -> Attempt:
+    """Take this POST from the second-factor buckets (per IP and per user); a 429 attempt when refused.
+
+    Views call it first on every POST of a code form, before validating the code, so malformed posts
+    count too, and hand the result to :func:`try_second_factor` (``taken``).
+    """
+    limit = endpoints.check_code(request, user.pk)
+    if limit.allowed:
+        return Attempt(limit=limit)
+    return Attempt(error=endpoints.refused_message(endpoints.MFA, limit), status=429,
+                   retry_after=limit.retry_after, limit=limit)
 
 
 @sensitive_variables("code")
 def try_second_factor(request: HttpRequest, user: Any, *, code: str | None, send_sms: bool,
-                      purpose: str) -> Attempt:
-    """Text the user a code (``send_sms``) or verify ``code`` for ``purpose``; per-IP throttled."""
+                      purpose: str, taken: Attempt | None = None) -> Attempt:
+    """Text the user a code (``send_sms``) or verify ``code`` for ``purpose``; throttled per IP and per user.
+
+    ``taken`` is the result of :func:`take_code_limit` when the view already took this POST's token.
+    """
+    taken = taken or take_code_limit(request, user)
+    if taken.status == 429:
+        return taken
+    return replace(_second_factor(request, user, code=code, send_sms=send_sms, purpose=purpose), limit=taken.limit)
+
+
+@sensitive_variables("code")
+def _second_factor(request: HttpRequest, user: Any, *, code: str | None, send_sms: bool, purpose: str) -> Attempt:
     try:
-        if code_throttled(request):
-            raise MfaThrottled(60, THROTTLED_IP)
         if send_sms:
             device = services.send_login_sms(user=user)
             minutes = max(1, app_settings.MFA_SMS_CODE_SECONDS // 60)
@@ -74,7 +89,9 @@ def try_second_factor(request: HttpRequest, user: Any, *, code: str | None, send
         return Attempt(error=exc.detail, status=503)
 
 
-def with_retry_after(response: HttpResponse, attempt: Attempt) -> HttpResponse:
+def with_throttle_headers(response: HttpResponse, attempt: Attempt) -> HttpResponse:
+    """Put the code throttle's ``X-RateLimit-*`` headers on the page, and ``Retry-After`` on a 429."""
+    endpoints.apply_headers(response, attempt.limit)
     if attempt.status == 429:
         response["Retry-After"] = str(max(1, attempt.retry_after))
     return response
@@ -108,7 +125,7 @@ def render_prompt(request: HttpRequest, attempt: Attempt, *, action: str, replay
         "code_field": code_field, "sms_field": sms_field, "form_action": form_action or request.get_full_path(),
         "minutes": max(1, app_settings.MFA_STEP_UP_SECONDS // 60),
     }, status=attempt.status if has_device else 403)
-    return with_retry_after(response, attempt)
+    return with_throttle_headers(response, attempt)
 
 
 def step_up_context(request: HttpRequest) -> dict[str, Any]:

@@ -32,16 +32,20 @@ def verify(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request)
     if request.method != "POST":
         return _render_step_up(request, next_url, guard.Attempt())
+    taken = guard.take_code_limit(request, request.user)
+    if taken.status == 429:
+        return _render_step_up(request, next_url, taken)
     send_sms = "send_sms" in request.POST
     form = CodeForm(request.POST)
     if not send_sms and not form.is_valid():
-        return _render_step_up(request, next_url, guard.Attempt(error=form.errors["code"][0], status=400))
+        return _render_step_up(request, next_url, guard.Attempt(error=form.errors["code"][0], status=400,
+                                                                limit=taken.limit))
     attempt = guard.try_second_factor(request, request.user, code=form.cleaned_data.get("code") if not send_sms
-                                      else None, send_sms=send_sms, purpose="step_up")
+                                      else None, send_sms=send_sms, purpose="step_up", taken=taken)
     if not attempt.method:
         return _render_step_up(request, next_url, attempt)
     stepup.mark_verified(request.session)
-    return HttpResponseRedirect(next_url)
+    return guard.with_throttle_headers(HttpResponseRedirect(next_url), attempt)
 
 
 def _render_login(request: HttpRequest, user: Any, form: CodeForm, attempt: guard.Attempt) -> HttpResponse:
@@ -56,7 +60,7 @@ def _render_login(request: HttpRequest, user: Any, form: CodeForm, attempt: guar
         "form": form, "pending_email": getattr(user, "email", ""), "sms_device": phones[0] if phones else None,
         "has_totp": devices.has_totp(user), "notice": attempt.notice,
     }, status=attempt.status)
-    return guard.with_retry_after(response, attempt)
+    return guard.with_throttle_headers(response, attempt)
 
 
 @mfa_exempt
@@ -72,13 +76,17 @@ def login_verify(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(reverse("twig_auth:login"))
     if request.method != "POST":
         return _render_login(request, user, CodeForm(), guard.Attempt())
+    taken = guard.take_code_limit(request, user)
+    if taken.status == 429:
+        return _render_login(request, user, CodeForm(), taken)
     send_sms = "send_sms" in request.POST
     form = CodeForm(request.POST if not send_sms else None)
     if not send_sms and not form.is_valid():
-        return _render_login(request, user, form, guard.Attempt(status=400))
+        return _render_login(request, user, form, guard.Attempt(status=400, limit=taken.limit))
     attempt = guard.try_second_factor(request, user, code=None if send_sms else form.cleaned_data["code"],
-                                      send_sms=send_sms, purpose="login")
+                                      send_sms=send_sms, purpose="login", taken=taken)
     if not attempt.method:
         return _render_login(request, user, form, attempt)
     data = pending.current(request.session) or {}
-    return finish_login(request, user, mfa_method=attempt.method, next_url=data.get("next") or None)
+    response = finish_login(request, user, mfa_method=attempt.method, next_url=data.get("next") or None)
+    return guard.with_throttle_headers(response, attempt)

@@ -42,7 +42,6 @@ from twig_auth.passwords.views import safe_next
 T = "twig_auth/mfa/"
 SESSION_TOTP = "twig_mfa_setup_totp"
 SESSION_SMS = "twig_mfa_setup_sms"
-THROTTLED_IP = "Too many attempts from your network. Wait a minute, then try again."
 
 
 def code_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -6,6 +6,7 @@ The document uses the product docs' camelCase names::
      "mfa": {"requiredForAdmins", "requiredForAll", "gracePeriodDays"},
      "lockout": {"maxAttempts", "windowSeconds", "lockSeconds"},
      "ipAllowlist": ["<CIDR>", ...], "sso": {"enforce", "allowedDomains"},
+     "rateLimits": {"execute", "write", "read", "admin"},
      "auditRetentionDays", "timezone"}
 """
 
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from twig_auth.conf import app_settings
 from twig_auth.exceptions import InvalidInput, PermissionDenied
+from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, SCOPES, Rate
 
 FREE_AUDIT_RETENTION_MAX = 90
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -67,6 +69,16 @@ def _domains(v: Any) -> str | None:
     return None
 
 
+def _rate(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return 'Must be a rate such as "500/m".'
+    try:
+        Rate.parse(v)
+    except ValueError as exc:
+        return f"{str(exc)[:1].upper()}{str(exc)[1:120]}."
+    return None
+
+
 def _tz(v: Any) -> str | None:
     if not isinstance(v, str) or not v or len(v) > 64:
         return "Must be a time zone name such as \"Europe/Berlin\"."
@@ -86,6 +98,7 @@ SCHEMA: dict[str, dict[str, Checker] | Checker] = {
                 "lockSeconds": _int(60, 86400 * 7)},
     "ipAllowlist": _cidrs,
     "sso": {"enforce": _bool, "allowedDomains": _domains},
+    "rateLimits": {scope: _rate for scope in SCOPES},
     "auditRetentionDays": _int(1, 3650),
     "timezone": _tz,
 }
@@ -103,6 +116,7 @@ def defaults() -> dict[str, Any]:
                     "lockSeconds": s.LOCKOUT_LOCK_SECONDS},
         "ipAllowlist": [],
         "sso": {"enforce": False, "allowedDomains": []},
+        "rateLimits": {**DEFAULT_RATE_LIMITS, **(s.RATE_LIMITS or {})},
         "auditRetentionDays": min(s.AUDIT_RETENTION_DAYS, FREE_AUDIT_RETENTION_MAX),
         "timezone": s.TIMEZONE,
     }
@@ -196,6 +210,8 @@ def _refuse_enterprise_only(clean: dict[str, Any]) -> None:
         reasons.append("ipAllowlist")
     if "sso" in clean and any(clean["sso"].get(k) for k in ("enforce", "allowedDomains")):
         reasons.append("sso")
+    if clean.get("rateLimits"):
+        reasons.append("rateLimits")
     if clean.get("auditRetentionDays", 0) > FREE_AUDIT_RETENTION_MAX:
         reasons.append("auditRetentionDays")
     if reasons:

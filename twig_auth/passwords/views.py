@@ -17,17 +17,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django_ratelimit.core import is_ratelimited
 
 from twig_auth.conf import app_settings
 from twig_auth.core.context import RequestContext
-from twig_auth.core.http import ratelimit_ip
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs.active import SESSION_KEY, current_membership, memberships_of
 from twig_auth.passwords import forms, services
+from twig_auth.ratelimit import endpoints
 
 BACKEND = "twig_auth.passwords.backends.EmailBackend"
-THROTTLED = "Too many attempts from your network. Wait a minute, then try again."
 
 
 def safe_next(request: HttpRequest, default: str | None = None) -> str:
@@ -38,11 +36,6 @@ def safe_next(request: HttpRequest, default: str | None = None) -> str:
     return default or app_settings.LOGIN_REDIRECT_URL
 
 
-def ip_throttled(request: HttpRequest, group: str, rate: str) -> bool:
-    """Count this POST against a per-IP rate and say whether the IP is over it (django-ratelimit)."""
-    return is_ratelimited(request, group=group, key=ratelimit_ip, rate=rate, method="POST", increment=True)
-
-
 @mfa_exempt
 @sensitive_post_parameters("password")
 @csrf_protect
@@ -50,25 +43,27 @@ def ip_throttled(request: HttpRequest, group: str, rate: str) -> bool:
 def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and request.user.is_authenticated:
         return HttpResponseRedirect(safe_next(request))
-    form = forms.LoginForm(request, data=request.POST if request.method == "POST" else None)
-    status = 200
-    if request.method == "POST":
-        if ip_throttled(request, "twig_auth.login", app_settings.LOGIN_IP_RATE):
-            form.is_bound = False
-            form.throttled = True  # type: ignore[attr-defined]
-            messages.error(request, THROTTLED)
-            status = 429
-        elif form.is_valid():
-            return _complete_login(request, form.user)
-        elif form.retry_after:
-            status = 403
-    response = render(request, "twig_auth/passwords/login.html",
-                      {"form": form, "next": safe_next(request, default="")}, status=status)
+    if request.method != "POST":
+        return _render_login(request, forms.LoginForm(request), 200)
+    email = request.POST.get("email", "")
+    limit = endpoints.check_login(request, email)
+    if not limit.allowed:
+        # Refused before the form is validated: no password hash, no lockout counting, no audit row.
+        messages.error(request, endpoints.refused_message(endpoints.LOGIN, limit))
+        form = forms.LoginForm(request, initial={"email": email[:254]})
+        return endpoints.apply_headers(_render_login(request, form, 429), limit)
+    form = forms.LoginForm(request, data=request.POST)
+    if form.is_valid():
+        return endpoints.apply_headers(_complete_login(request, form.user), limit)
+    response = _render_login(request, form, 403 if form.retry_after else 200)
     if form.retry_after:
         response["Retry-After"] = str(form.retry_after)
-    if status == 429:
-        response["Retry-After"] = "60"
-    return response
+    return endpoints.apply_headers(response, limit)
+
+
+def _render_login(request: HttpRequest, form: forms.LoginForm, status: int) -> HttpResponse:
+    return render(request, "twig_auth/passwords/login.html", {"form": form, "next": safe_next(request, default="")},
+                  status=status)
 
 
 def _complete_login(request: HttpRequest, user: Any) -> HttpResponse:
@@ -147,24 +142,25 @@ class PasswordResetView(auth_views.PasswordResetView):
         return {"expires_in_minutes": _reset_minutes()}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        rate = app_settings.PASSWORD_RESET_RATE
-        if ip_throttled(request, "twig_auth.reset.ip", rate):
-            messages.error(request, THROTTLED)
-            return self.render_to_response(self.get_context_data(form=self.get_form_class()()), status=429)
-        return super().post(request, *args, **kwargs)
+        # Per IP and per typed email, counted whether or not an account has that email; so the wait message
+        # (the same for both buckets) says nothing about which addresses exist. A refused request sends nothing.
+        email = request.POST.get("email", "")
+        limit = endpoints.check_reset(request, email)
+        if not limit.allowed:
+            messages.error(request, endpoints.refused_message(endpoints.PASSWORD_RESET, limit))
+            form = self.get_form_class()(initial={"email": email[:254]})
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+        else:
+            response = super().post(request, *args, **kwargs)
+        return endpoints.apply_headers(response, limit)
 
     def form_valid(self, form: Any) -> HttpResponse:
         email = form.cleaned_data["email"]
-        # Per-account throttle: quietly send nothing more, so the page never reveals whether it exists.
-        over = is_ratelimited(self.request, group="twig_auth.reset.email", key=lambda g, r: email.lower(),
-                              rate=app_settings.PASSWORD_RESET_RATE, method="POST", increment=True)
         from twig_auth.audit.events import Event
         from twig_auth.audit.services import record
 
         record(Event.PASSWORD_RESET_REQUESTED, context=RequestContext.from_request(self.request),
-               email=email.lower(), details={"sent": not over})
-        if over:
-            return HttpResponseRedirect(self.get_success_url())
+               email=email.lower(), details={"sent": True})
         return super().form_valid(form)
 
 

@@ -19,18 +19,17 @@ Results carry ``reset_at`` (Unix seconds when the bucket is full again, ``X-Rate
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from twig_auth.core import outage
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.ratelimit.rates import Rate
-
-logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "twig:rl:"
 
@@ -63,51 +62,128 @@ def _result(allowed: bool, rate: Rate, tokens: float, now_ms: float, cost: int) 
     """Build the result from the tokens left after the take (or found, when refused)."""
     per_ms = rate.limit / (rate.period * 1000)
     full_ms = now_ms + (rate.limit - tokens) / per_ms
-    retry = 0 if allowed else max(1, math.ceil((cost - tokens) / per_ms / 1000))
+    retry = 0 if allowed else max(1, math.ceil((cost - tokens) / per_ms / 1000 - 1e-9))
     return BucketResult(allowed, rate.limit, max(0, math.floor(tokens + 1e-9)), math.ceil(full_ms / 1000 - 1e-9),
                         retry)
 
 
-# KEYS[1] = hash {t = tokens left (fractional), ts = server ms of the last take}
-# ARGV = limit, period_ms, cost  ->  {allowed, tokens (as %.17g string), now_ms (string)}
+# One script for every take. KEYS = [gate?, bucket, bucket, ...]; ARGV = [gated, negative, cost,
+# limit1, period_ms1, limit2, period_ms2, ...]. Each bucket is a hash {t = tokens left (fractional),
+# ts = server ms of the last take}. With ``gated`` = "1", KEYS[1] is a cache entry read in the same call
+# (the API-key check): when it is missing or equals ``negative`` nothing is taken.
+# Returns {gate value or false, taken (-1 not tried, 0 refused, 1 admitted), now_ms, tokens1, tokens2, ...}
+# where each tokens value is what is left after the take (admitted) or what was there (refused).
 _TAKE = """
-local limit = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
+local gated = ARGV[1] == '1'
 local cost = tonumber(ARGV[3])
+local first = 1
+local gate = false
+if gated then
+  first = 2
+  gate = redis.call('GET', KEYS[1])
+  if (not gate) or gate == ARGV[2] then
+    return {gate, -1, '0'}
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local h = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens, ts = tonumber(h[1]), tonumber(h[2])
-if tokens == nil or ts == nil then
-  tokens, ts = limit, now
+local tokens = {}
+local allowed = 1
+for i = first, #KEYS do
+  local j = (i - first) * 2 + 4
+  local limit, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+  local h = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local left, ts = tonumber(h[1]), tonumber(h[2])
+  if left == nil or ts == nil then
+    left, ts = limit, now
+  end
+  local elapsed = now - ts
+  if elapsed < 0 then elapsed = 0 end
+  left = math.min(limit, left + elapsed * limit / period)
+  if left < cost then allowed = 0 end
+  tokens[#tokens + 1] = left
 end
-local elapsed = now - ts
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(limit, tokens + elapsed * limit / period)
-local allowed = 0
-if tokens >= cost then
-  allowed = 1
-  tokens = tokens - cost
-  local ttl = math.ceil((limit - tokens) * period / limit)
-  if ttl < 1 then ttl = 1 end
-  redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
-  redis.call('PEXPIRE', KEYS[1], ttl)
+local out = {gate, allowed, string.format('%.17g', now)}
+for i = first, #KEYS do
+  local k = i - first + 1
+  local left = tokens[k]
+  if allowed == 1 then
+    local j = (k - 1) * 2 + 4
+    local limit, period = tonumber(ARGV[j]), tonumber(ARGV[j + 1])
+    left = left - cost
+    local ttl = math.ceil((limit - left) * period / limit)
+    if ttl < 1 then ttl = 1 end
+    redis.call('HSET', KEYS[i], 't', string.format('%.17g', left), 'ts', string.format('%.17g', now))
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+  out[#out + 1] = string.format('%.17g', left)
 end
-return {allowed, string.format('%.17g', tokens), string.format('%.17g', now)}
+return out
 """
+
+Items = Sequence[tuple[str, Rate]]
+
+
+def _results(allowed: bool, items: Items, tokens: Sequence[float], now_ms: float, cost: int) -> BucketResult:
+    """The result whose headers describe the request: when refused, the empty bucket that frees up last;
+    when admitted, the bucket with the fewest tokens left (then the smallest one)."""
+    per_bucket = [_result(allowed or left >= cost, rate, left, now_ms, cost)
+                  for (_key, rate), left in zip(items, tokens, strict=True)]
+    if allowed:
+        return min(per_bucket, key=lambda r: (r.remaining, r.limit))
+    return max((r for r in per_bucket if not r.allowed), key=lambda r: r.retry_after)
+
+
+def _args(items: Items, cost: int) -> list[Any]:
+    args: list[Any] = []
+    for _key, rate in items:
+        _check_cost(rate, cost)
+        args += [rate.limit, rate.period * 1000]
+    return args
 
 
 class RedisBucket:
     """Token buckets in Redis hashes, changed only by one Lua script: exact across processes and machines."""
 
     def __init__(self, client: Any) -> None:
+        from redis.exceptions import NoScriptError  # redis is an optional extra: imported only when used
+
         self.client = client
-        self._take = client.register_script(_TAKE)
+        self._no_script = NoScriptError
+        self.sha = hashlib.sha1(_TAKE.encode()).hexdigest()  # noqa: S324  (Redis names scripts by SHA-1)
+
+    def _run(self, keys: list[str], args: list[Any]) -> Any:
+        """``EVALSHA`` sent as a raw command (redis-py's ``Script`` wrapper inspects its arguments on every
+        call, which cost more than the script itself); a server that does not know the script yet, or lost
+        it in a restart, gets it once with ``SCRIPT LOAD``."""
+        try:
+            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except self._no_script:
+            self.client.execute_command("SCRIPT LOAD", _TAKE)
+            return self.client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def take(self, key: str, rate: Rate, cost: int = 1) -> BucketResult:
-        _check_cost(rate, cost)
-        allowed, tokens, now_ms = self._take(keys=[key], args=[rate.limit, rate.period * 1000, cost])
-        return _result(bool(int(allowed)), rate, float(tokens), float(now_ms), cost)
+        return self.take_all([(key, rate)], cost)
+
+    def take_all(self, items: Items, cost: int = 1) -> BucketResult:
+        """Take ``cost`` tokens from every bucket, or from none: admitted only when each has enough."""
+        if not items:
+            raise ValueError("take_all needs at least one bucket")
+        reply = self._run([k for k, _r in items], ["0", "", cost, *_args(items, cost)])
+        return _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
+
+    def take_gated(self, gate: str, negative: bytes, items: Items,
+                   cost: int = 1) -> tuple[bytes | None, BucketResult | None]:
+        """Read the cache entry ``gate`` and, only when it is present and not ``negative``, take from the
+        buckets: an API-key check and its rate limit in one round trip. Returns (raw entry, result), the
+        result ``None`` when nothing was taken."""
+        if not items:
+            raise ValueError("take_gated needs at least one bucket")
+        reply = self._run([gate, *(k for k, _r in items)], ["1", negative, cost, *_args(items, cost)])
+        raw = reply[0] or None
+        if int(reply[1]) < 0:
+            return raw, None
+        return raw, _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
 
 
 class LocalBucket:
@@ -126,20 +202,28 @@ class LocalBucket:
         self._state: dict[str, tuple[float, float, float]] = {}  # key -> (tokens, last take s, full again s)
 
     def take(self, key: str, rate: Rate, cost: int = 1) -> BucketResult:
-        _check_cost(rate, cost)
+        return self.take_all([(key, rate)], cost)
+
+    def take_all(self, items: Items, cost: int = 1) -> BucketResult:
+        if not items:
+            raise ValueError("take_all needs at least one bucket")
+        for _key, rate in items:
+            _check_cost(rate, cost)
         with self._lock:
             now = self.monotonic()
-            tokens, last, _full = self._state.get(key, (float(rate.limit), now, now))
-            tokens = min(float(rate.limit), tokens + max(0.0, now - last) * rate.limit / rate.period)
-            allowed = tokens >= cost
+            tokens = []
+            for key, rate in items:
+                left, last, _full = self._state.get(key, (float(rate.limit), now, now))
+                tokens.append(min(float(rate.limit), left + max(0.0, now - last) * rate.limit / rate.period))
+            allowed = all(left >= cost for left in tokens)
             if allowed:
-                tokens -= cost
-                full = now + (rate.limit - tokens) * rate.period / rate.limit
-                self._state[key] = (tokens, now, full)
+                tokens = [left - cost for left in tokens]
+                for (key, rate), left in zip(items, tokens, strict=True):
+                    self._state[key] = (left, now, now + (rate.limit - left) * rate.period / rate.limit)
                 if len(self._state) > self.MAX_ENTRIES:
                     self._evict(now)
             offset_ms = (self.wall() - now) * 1000
-        return _result(allowed, rate, tokens, now * 1000 + offset_ms, cost)
+        return _results(allowed, items, tokens, now * 1000 + offset_ms, cost)
 
     def _evict(self, now: float) -> None:
         """Drop buckets that are full again (the local twin of the Redis TTL)."""
@@ -158,8 +242,6 @@ def _check_cost(rate: Rate, cost: int) -> None:
 
 _local = LocalBucket()
 _redis_bucket: tuple[Any, RedisBucket] | None = None
-_warned = False
-_guard = threading.Lock()
 
 
 def _redis() -> RedisBucket:
@@ -171,32 +253,45 @@ def _redis() -> RedisBucket:
     return cached[1]
 
 
-def take(key: str, rate: Rate, cost: int = 1) -> BucketResult:
-    """Take ``cost`` tokens from the bucket ``key``: in Redis when configured, else in this process.
+def redis_in_use() -> bool:
+    """True when buckets live in Redis right now: configured, and not backing off after a failure."""
+    return redis_configured() and outage.redis_available()
 
-    Never raises because of Redis: on any Redis error the per-process bucket answers and one warning is
-    logged (again only after Redis has worked in between).
+
+def take(key: str, rate: Rate, cost: int = 1) -> BucketResult:
+    """Take ``cost`` tokens from the bucket ``key``; see :func:`take_all`."""
+    return take_all([(key, rate)], cost)
+
+
+def take_all(items: Items, cost: int = 1) -> BucketResult:
+    """Take ``cost`` tokens from every bucket in ``items`` or from none, in one Redis round trip when Redis
+    is configured, else in this process. Returns the result whose headers the answer should carry.
+
+    Never raises because of Redis: on a Redis error the per-process bucket answers, the outage circuit
+    (:mod:`twig_auth.core.outage`) logs one warning and skips Redis while it backs off.
     """
-    global _warned
-    _check_cost(rate, cost)
-    if redis_configured():
+    if redis_in_use():
         try:
-            result = _redis().take(key, rate, cost)
+            result = _redis().take_all(items, cost)
+        except ValueError:
+            raise
         except Exception:  # any client, connection or script error: limiting must not break the request
-            with _guard:
-                first, _warned = not _warned, True
-            if first:
-                logger.warning("Redis rate limiting failed; using the per-process bucket (limits are now "
-                               "per process, not global)", exc_info=True)
+            outage.report_failure("rate limiting (now per process, not global)")
         else:
-            _warned = False
+            outage.report_success()
             return result
-    return _local.take(key, rate, cost)
+    return _local.take_all(items, cost)
+
+
+def take_gated(gate: str, negative: bytes, items: Items,
+               cost: int = 1) -> tuple[bytes | None, BucketResult | None]:
+    """:meth:`RedisBucket.take_gated` on the configured Redis. Raises on a Redis error (the caller reports
+    it to :mod:`twig_auth.core.outage` and takes its fallback path)."""
+    return _redis().take_gated(gate, negative, items, cost)
 
 
 def reset_local() -> None:
-    """Forget the per-process buckets and the warning state (tests)."""
-    global _warned, _redis_bucket
+    """Forget the per-process buckets (tests)."""
+    global _redis_bucket
     _local.clear()
-    _warned = False
     _redis_bucket = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 SCOPES: tuple[str, ...] = ("execute", "write", "read", "admin")
@@ -56,20 +57,31 @@ def validate_rate_limits(value: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def parse_rate(text: str) -> Rate:
+    """:meth:`Rate.parse`, memoized: rates are parsed on every rate-limited request."""
+    return Rate.parse(text)
+
+
 def default_rate(scope: str) -> Rate:
     """Return the configured (``TWIG_AUTH["RATE_LIMITS"]``) or built-in rate of a scope class."""
     from twig_auth.conf import app_settings
 
     if scope not in SCOPES:
         raise ValueError(f"unknown scope class {scope!r} (known: {', '.join(SCOPES)})")
-    configured = {**DEFAULT_RATE_LIMITS, **(app_settings.RATE_LIMITS or {})}
-    return Rate.parse(configured[scope])
+    configured = app_settings.RATE_LIMITS or {}
+    return parse_rate(configured.get(scope) or DEFAULT_RATE_LIMITS[scope])
 
 
 def limits_for(org_id: Any, scope: str) -> Rate:
-    """Return the rate of ``scope`` for an organization.
+    """Return the rate of ``scope`` for an organization: its ``rateLimits`` override (enterprise plans only,
+    see :mod:`twig_auth.orgs.policy`) or the deployment default. Reads the per-process org settings cache,
+    so no query on the warm path; a changed override applies within its 30 seconds."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope class {scope!r} (known: {', '.join(SCOPES)})")
+    if org_id is None:
+        return default_rate(scope)
+    from twig_auth.orgs.policy import cached_effective
 
-    Per-org overrides (enterprise orgs may have higher limits) are not read yet: every org gets the
-    deployment default.
-    """
-    return default_rate(scope)
+    text = (cached_effective(org_id).get("rateLimits") or {}).get(scope)
+    return parse_rate(text) if text else default_rate(scope)

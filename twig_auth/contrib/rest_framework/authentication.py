@@ -11,11 +11,13 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from twig_auth.apikeys import format as key_format
-from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key
+from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key_and_take
 from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
+from twig_auth.contrib.rest_framework.throttling import key_buckets
 from twig_auth.core import clock
-from twig_auth.exceptions import InvalidApiKey, MfaEnrollmentRequired, TwigAuthError
+from twig_auth.exceptions import InvalidApiKey, IpNotAllowed, MfaEnrollmentRequired, TwigAuthError
 from twig_auth.mfa import enforcement
+from twig_auth.netaccess import enforce as netaccess
 from twig_auth.orgs.active import current_membership
 from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token
 
@@ -39,6 +41,19 @@ def enforce_mfa_enrollment(request: Request, user_id: Any, org_id: Any, role: st
         raise DomainAPIException(exc) from None
 
 
+def enforce_ip_allowlist(request: Request, **kwargs: Any) -> None:
+    """Answer 403 ``ip_not_allowed`` when the client IP is outside the org's (or the key's) allowlist; see
+    :func:`twig_auth.netaccess.enforce.check` for the arguments. No query or cache trip when allowed.
+    Views with ``ip_allowlist_exempt = True`` (logout: ending one's own session is always allowed) pass."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if getattr(view, "ip_allowlist_exempt", False):
+        return
+    try:
+        netaccess.check(request._request, **kwargs)
+    except IpNotAllowed as exc:
+        raise DomainAPIException(exc) from None
+
+
 class SessionAuthentication(authentication.SessionAuthentication):
     """Django-session authentication whose failures answer 401 with ``WWW-Authenticate: Bearer``.
 
@@ -51,6 +66,7 @@ class SessionAuthentication(authentication.SessionAuthentication):
         if result is not None:
             membership = current_membership(request._request)
             if membership is not None:
+                enforce_ip_allowlist(request, org_id=membership.org_id, credential="session", user_id=result[0].pk)
                 enforce_mfa_enrollment(request, result[0].pk, membership.org_id, membership.role)
         return result
 
@@ -108,9 +124,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if _looks_like_jwt(credentials.strip()):
             return None
         try:
-            principal = authenticate_key(credentials)
+            buckets = key_buckets(request)
+            principal, taken = authenticate_key_and_take(credentials, buckets)
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
+        if buckets is not None:
+            buckets.keep(request, principal, taken)
+        enforce_ip_allowlist(request, org_id=principal.org_id, credential="api_key", user_id=principal.user_id,
+                             key_allowlist=principal.allowed_ips, key_id=principal.key_id)
         request._request.twig_api_key = principal  # type: ignore[attr-defined]  (read by the usage middleware)
         enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role,
                                hint=principal.mfa_deadline)
@@ -141,6 +162,7 @@ class JwtAuthentication(authentication.BaseAuthentication):
             principal = authenticate_access_token(token)
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
+        enforce_ip_allowlist(request, org_id=principal.org_id, credential="access_token", user_id=principal.user_id)
         enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role,
                                hint=principal.mfa_deadline)
         return LazyUser(principal.user_id), principal

@@ -34,6 +34,8 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.MfaEnrollmentRequired: 403,
     domain.MfaThrottled: 429,
     domain.SmsDeliveryFailed: 503,
+    domain.RateLimited: 429,
+    domain.IpNotAllowed: 403,
 }
 
 DRF_CODES: dict[type[drf.APIException], str] = {
@@ -129,6 +131,9 @@ def _domain_response(exc: domain.TwigAuthError) -> Response:
     response = Response(body, status=status_code)
     if isinstance(exc, domain.AccountLocked | domain.MfaThrottled):
         response["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, domain.RateLimited):
+        for name, value in exc.headers.items():
+            response[name] = value
     if status_code == 401:
         response["WWW-Authenticate"] = BEARER_CHALLENGE
     return response

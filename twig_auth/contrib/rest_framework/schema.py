@@ -27,3 +27,15 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer", "bearerFormat": "twigsk_live_… / twigsk_test_… API key",
                 "description": "An API key from Settings → API Keys; scopes read, write, execute, admin."}
+
+
+class AccessTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer <access token>`` from ``POST /api/auth/token``."""
+
+    target_class = "twig_auth.contrib.rest_framework.authentication.JwtAuthentication"
+    name = "accessToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A short-lived access token from POST /api/auth/token (renew it with "
+                               "POST /api/auth/refresh)."}

@@ -1,20 +1,22 @@
 """``POST /api/auth/token``, ``/api/auth/token/refresh`` and ``/api/auth/token/revoke``. Thin: validate, call a
-service, answer JSON. Open to anonymous callers and throttled per IP like the login form."""
+service, answer JSON. Open to anonymous callers, so throttled (:mod:`twig_auth.ratelimit.endpoints`): a token
+request shares the login page's buckets (per IP and per ``email``) and, with ``otp``, the second-factor
+buckets (per IP and per user); refresh and revoke are throttled per IP. Every answer to a POST carries the
+``X-RateLimit-*`` headers of its binding bucket."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import serializers
-from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from twig_auth.conf import app_settings
 from twig_auth.contrib.rest_framework.parsers import JSONParser
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
@@ -24,11 +26,9 @@ from twig_auth.mfa import services as mfa_services
 from twig_auth.mfa.devices import RECOVERY, SMS, TOTP, has_mfa, has_totp, sms_devices
 from twig_auth.orgs.models import Membership
 from twig_auth.passwords import services as password_services
-from twig_auth.passwords.views import ip_throttled
+from twig_auth.ratelimit import endpoints
+from twig_auth.ratelimit.bucket import BucketResult
 from twig_auth.tokens import services
-
-THROTTLE_GROUP = "twig_auth.token"
-THROTTLE_WAIT = 60
 
 
 class StrictCharField(serializers.CharField):
@@ -69,11 +69,26 @@ class _TokenView(APIView):
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     serializer_class: type[serializers.Serializer[Any]]
+    throttle_group = endpoints.TOKEN_REFRESH
+    rate_limit: BucketResult | None = None  # the binding bucket of this request, for the headers
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method == "POST" and ip_throttled(request._request, THROTTLE_GROUP, app_settings.LOGIN_IP_RATE):
-            raise Throttled(wait=THROTTLE_WAIT, detail="Too many attempts from your network. Wait a minute.")
+        if request.method == "POST":
+            self.take(self.throttle_group, self.throttle(request))
+
+    def throttle(self, request: Request) -> BucketResult:
+        """Take this POST's token (before the body is validated, so malformed posts count too)."""
+        return endpoints.check_refresh(request._request)
+
+    def take(self, group: str, result: BucketResult) -> None:
+        """Remember ``result`` for the headers; raise 429 ``rate_limit_exceeded`` when it refused."""
+        self.rate_limit = endpoints.binding(self.rate_limit, result)
+        if not result.allowed:
+            raise endpoints.refused(group, result)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        return endpoints.apply_headers(super().finalize_response(request, response, *args, **kwargs), self.rate_limit)
 
     def validated(self, request: Request) -> dict[str, Any]:
         serializer = self.serializer_class(data=request.data)
@@ -102,6 +117,15 @@ class TokenObtainView(_TokenView):
     """Exchange email and password for an access token (1 hour) and a refresh token (30 days)."""
 
     serializer_class = TokenRequest
+    throttle_group = endpoints.LOGIN
+
+    def throttle(self, request: Request) -> BucketResult:
+        try:
+            body = request.data
+        except Exception:  # unreadable body (not JSON, too large): count it per IP, then answer the error
+            self.take(self.throttle_group, endpoints.check_login(request._request, None))
+            raise
+        return endpoints.check_login(request._request, body.get("email") if isinstance(body, Mapping) else None)
 
     @sensitive_variables("data")
     def post(self, request: Request) -> Response:
@@ -111,7 +135,8 @@ class TokenObtainView(_TokenView):
                                                        context=context)
         membership = choose_membership(user, data.get("org"))
         context = self.context(request, actor=user)
-        mfa_method = second_factor(user, data.get("otp") or "", context)
+        mfa_method = second_factor(user, data.get("otp") or "", context, before_verify=lambda: self.take(
+            endpoints.MFA, endpoints.check_code(request._request, user.pk)))
         if mfa_method is None:
             enforcement.check(user.pk, membership.org_id, membership.role)
         mfa_at = int(clock.now().timestamp()) if mfa_method else None
@@ -122,11 +147,13 @@ class TokenObtainView(_TokenView):
 
 
 @sensitive_variables("otp")
-def second_factor(user: Any, otp: str, context: RequestContext) -> str | None:
+def second_factor(user: Any, otp: str, context: RequestContext,
+                  before_verify: Callable[[], None] | None = None) -> str | None:
     """Return the method of a right ``otp`` for a user with MFA, None for a user without; raise otherwise.
 
     A missing ``otp`` answers 401 ``mfa_required`` naming the methods the user has; a user whose only
-    factor is SMS is texted a code at that moment (if the resend wait allows).
+    factor is SMS is texted a code at that moment (if the resend wait allows). ``before_verify`` runs just
+    before an ``otp`` is checked (the second-factor throttle, which may raise).
     """
     if not has_mfa(user):
         return None
@@ -135,6 +162,8 @@ def second_factor(user: Any, otp: str, context: RequestContext) -> str | None:
     methods += [SMS] if phones else []
     methods.append(RECOVERY)
     if otp.strip():
+        if before_verify is not None:
+            before_verify()
         return mfa_services.verify(user=user, code=otp, context=context, purpose="login")
     detail = MfaRequired.default_detail
     if phones and TOTP not in methods:

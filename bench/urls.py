@@ -5,7 +5,12 @@
 * ``/ours-isauth``: the same with DRF's ``IsAuthenticated`` in place of ``IsOrgMember`` (the project's
   ``DEFAULT_PERMISSION_CLASSES``), which evaluates ``bool(request.user)``;
 * ``/none``: no authentication, ``AllowAny`` (the ceiling);
-* ``/hasapikey``: djangorestframework-api-key's ``HasAPIKey``, ``Authorization: Api-Key …``.
+* ``/hasapikey``: djangorestframework-api-key's ``HasAPIKey``, ``Authorization: Api-Key …``;
+* ``/ours-throttled``: ``/ours`` plus twig_auth's ``ScopeRateThrottle`` (a bucket per key and scope class, the
+  ``X-RateLimit-*`` headers on the answer);
+* ``/hasapikey-throttled``: ``/hasapikey`` plus DRF's ``ScopedRateThrottle`` (``throttle_scope = "read"``).
+
+The throttled views get rates no measurement reaches from ``bench/settings_http.py``.
 
 Every view renders the same constant with ``JSONRenderer`` only, so the guard is the only difference.
 """
@@ -19,11 +24,13 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_api_key.permissions import HasAPIKey
 
 from twig_auth.contrib.rest_framework.authentication import ApiKeyAuthentication
 from twig_auth.contrib.rest_framework.permissions import HasScope, IsOrgMember
+from twig_auth.contrib.rest_framework.throttling import ScopeRateThrottle
 
 BODY = {"ok": True, "items": [1, 2, 3]}
 
@@ -55,9 +62,20 @@ class Peer(Constant):
     permission_classes = [HasAPIKey]
 
 
+class OursThrottled(Ours):
+    throttle_classes = [ScopeRateThrottle]
+
+
+class PeerThrottled(Peer):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "read"
+
+
 urlpatterns = [
     path("ours", Ours.as_view()),
     path("ours-isauth", OursIsAuthenticated.as_view()),
     path("none", NoAuth.as_view()),
     path("hasapikey", Peer.as_view()),
+    path("ours-throttled", OursThrottled.as_view()),
+    path("hasapikey-throttled", PeerThrottled.as_view()),
 ]

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from tests.conftest import PASSWORD
+from tests.support.logins import login_outcome
 from twig_auth.audit.models import AuditEvent
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
@@ -23,13 +24,7 @@ T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
 def attempt(email: str, password: str = "Wrong-Pass-1!") -> str:
-    try:
-        authenticate_password(email=email, password=password, context=CTX)
-    except AccountLocked:
-        return "locked"
-    except InvalidCredentials:
-        return "invalid"
-    return "ok"
+    return login_outcome(email, password, CTX)
 
 
 def test_five_failures_lock_the_account_and_the_sixth_runs_no_hash(make_user, hashes):

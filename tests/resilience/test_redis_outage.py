@@ -24,13 +24,12 @@ from django.core.cache import caches
 from django.test import Client
 
 from tests.conftest import PASSWORD
+from tests.support.logins import login_outcome
 from twig_auth.apikeys import verification
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.apikeys.services import issue_api_key, revoke_api_key
 from twig_auth.core import outage
 from twig_auth.core.context import RequestContext
-from twig_auth.exceptions import AccountLocked, InvalidCredentials
-from twig_auth.passwords.services import authenticate_password
 from twig_auth.tokens import services as token_services
 
 CTX = RequestContext(ip="203.0.113.9", user_agent="pytest")
@@ -148,16 +147,6 @@ def stolen_copy(client: Client) -> Client:
     return thief
 
 
-def login_attempt(email: str, password: str) -> str:
-    try:
-        authenticate_password(email=email, password=password, context=CTX)
-    except AccountLocked:
-        return "locked"
-    except InvalidCredentials:
-        return "invalid"
-    return "ok"
-
-
 def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.name == "twig_auth.core.outage" and r.levelno >= logging.WARNING]
@@ -215,8 +204,8 @@ def test_redis_stopped_mid_test_serves_refuses_the_revoked_and_still_does_after_
         assert_b_refused_and_a_served(w, thief)
         assert page(sign_in("lou@acme.test")) == 200  # logins work
         # lockout keeps counting (in the database): the third failure locks, the right password is refused
-        assert [login_attempt("lou@acme.test", "Wrong-Pass-1!") for _ in range(3)] == ["invalid"] * 3
-        assert login_attempt("lou@acme.test", PASSWORD) == "locked"
+        assert [login_outcome("lou@acme.test", "Wrong-Pass-1!") for _ in range(3)] == ["invalid"] * 3
+        assert login_outcome("lou@acme.test", PASSWORD) == "locked"
         assert len(outage_warnings(caplog)) == 1, outage_warnings(caplog)
         assert outage.outage_started() is not None
 
@@ -225,7 +214,7 @@ def test_redis_stopped_mid_test_serves_refuses_the_revoked_and_still_does_after_
         assert api(w["client"], w["key_a"]) == 200  # this probe finds Redis back: recovery hooks run
         assert outage.outage_started() is None
         assert_b_refused_and_a_served(w, thief)
-        assert login_attempt("lou@acme.test", PASSWORD) == "locked"  # the lock was copied into Redis
+        assert login_outcome("lou@acme.test", PASSWORD) == "locked"  # the lock was copied into Redis
     assert len(outage_warnings(caplog)) == 1
 
 

@@ -8,48 +8,24 @@ enrollment, org switch) always pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from twig_auth.core.middleware import MemberPageGate, marker
 from twig_auth.exceptions import MfaEnrollmentRequired
 from twig_auth.mfa import enforcement
-from twig_auth.orgs.active import current_membership
 
-V = TypeVar("V", bound=Callable[..., Any])
-
-
-
-def mfa_exempt(view: V) -> V:
-    """Mark a view that members blocked by the MFA policy may still open."""
-    view.twig_mfa_exempt = True  # type: ignore[attr-defined]
-    return view
+mfa_exempt = marker("twig_mfa_exempt")
+mfa_exempt.__doc__ = "Mark a view that members blocked by the MFA policy may still open."
 
 
-def _is_api_view(view_func: Any) -> bool:
-    cls = getattr(view_func, "cls", None)
-    return cls is not None and hasattr(cls, "authentication_classes")
+class MfaEnforcementMiddleware(MemberPageGate):
+    exempt_attribute = "twig_mfa_exempt"
 
-
-class MfaEnforcementMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
-
-    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
-        user = getattr(request, "user", None)
-        if not getattr(user, "is_authenticated", False):
-            return None
-        if getattr(view_func, "twig_mfa_exempt", False) or _is_api_view(view_func):
-            return None
-        membership = current_membership(request)
-        if membership is None:
-            return None
+    def refuse(self, request: HttpRequest, user: Any, membership: Any) -> HttpResponse | None:
         try:
             enforcement.check(user.pk, membership.org_id, membership.role)
         except MfaEnrollmentRequired:

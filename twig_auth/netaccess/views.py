@@ -18,17 +18,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from twig_auth.audit.events import Event
 from twig_auth.audit.models import AuditEvent
-from twig_auth.core.context import RequestContext
 from twig_auth.core.http import client_ip
 from twig_auth.exceptions import InvalidInput, PermissionDenied
-from twig_auth.mfa.guard import require_step_up
 from twig_auth.netaccess.allowlist import compile_allowlist, normalize_ip
 from twig_auth.netaccess.forms import CidrLinesField
 from twig_auth.orgs import policy
 from twig_auth.orgs.active import current_membership
 from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import Role
-from twig_auth.orgs.services import update_org_settings
+from twig_auth.orgs.views import save_settings
 
 TEMPLATES = "twig_auth/netaccess/"
 PAGE_SIZE = 50
@@ -90,12 +88,9 @@ def ip_allowlist(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(reverse("twig_auth:ip_allowlist"))
         patch = {"ipAllowlist": ranges}
         try:
-            # Wrong values are shown at once; only a change that would be saved asks for a second factor.
-            policy.validate_patch(patch, enterprise=org.is_enterprise)
-            prompt = require_step_up(request, action="change the organization's IP allowlist")
+            prompt = save_settings(request, org, patch, action="change the organization's IP allowlist")
             if prompt is not None:
                 return prompt
-            update_org_settings(org=org, patch=patch, context=RequestContext.from_request(request))
         except InvalidInput as exc:
             for problems in exc.errors.values():
                 for problem in problems:

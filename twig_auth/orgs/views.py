@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -40,6 +42,18 @@ def choose_org(request: HttpRequest) -> HttpResponse:
         "memberships": memberships, "current": current_membership(request), "next": safe_next(request, "")})
 
 
+def save_settings(request: HttpRequest, org: Any, patch: dict[str, Any], *, action: str) -> HttpResponse | None:
+    """Validate ``patch`` and save it, asking for a second factor first; return the step-up prompt when one
+    is needed (the caller returns it), else None once saved. Wrong values raise :class:`InvalidInput` /
+    :class:`PermissionDenied` before any prompt: only a change that would be saved asks for a code."""
+    policy.validate_patch(patch, enterprise=org.is_enterprise)
+    prompt = require_step_up(request, action=action)
+    if prompt is not None:
+        return prompt
+    update_org_settings(org=org, patch=patch, context=RequestContext.from_request(request))
+    return None
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -62,12 +76,9 @@ def security_settings(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Nothing changed.")
             return HttpResponseRedirect(reverse("twig_auth:security_settings"))
         try:
-            # Wrong values are shown at once; only a change that would be saved asks for a second factor.
-            policy.validate_patch(patch, enterprise=org.is_enterprise)
-            prompt = require_step_up(request, action="change the organization's security settings")
+            prompt = save_settings(request, org, patch, action="change the organization's security settings")
             if prompt is not None:
                 return prompt
-            update_org_settings(org=org, patch=patch, context=RequestContext.from_request(request))
         except InvalidInput as exc:
             form.add_service_errors(exc.errors)
         except PermissionDenied as exc:

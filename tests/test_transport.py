@@ -25,9 +25,18 @@ PRODUCTION_ENV = {
 }
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "DJANGO_SECRET_KEY")}
+# What this test process may carry that a deployment must not: the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE.
+NOT_INHERITED = ("DJANGO_DEBUG", "DJANGO_SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+
+
+def run(*args: str, **overrides: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env.update(PRODUCTION_ENV, DJANGO_SETTINGS_MODULE="twig_project.settings")
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -47,11 +56,7 @@ def test_manage_py_check_deploy_passes_with_production_settings():
 
 
 def test_production_refuses_to_start_without_a_secret_key():
-    env_without_key = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SECRET_KEY"}
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    env.update(env_without_key, DJANGO_SETTINGS_MODULE="twig_project.settings")
-    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = run("manage.py", "check", "--deploy", DJANGO_SECRET_KEY=None)
     assert done.returncode != 0
     assert "needs DJANGO_SECRET_KEY" in done.stdout + done.stderr
 

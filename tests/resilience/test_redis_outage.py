@@ -253,3 +253,15 @@ def test_revoking_while_redis_is_down_never_raises_and_a_second_outage_warns_aga
         redis_server.stop()
         assert api(w["client"], w["key_a"]) == 200
     assert len(outage_warnings(caplog)) == 2
+
+
+def test_rate_limits_stay_on_per_process_with_their_headers_while_redis_is_down(
+        world: dict[str, Any], redis_server: RedisServer, settings: Any) -> None:
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "RATE_LIMITS": {"read": "3/h"}}
+    redis_server.stop()
+    responses = [served(world["client"].get("/api/agents", **bearer(world["key_a"]))) for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r["X-RateLimit-Remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert all(r["X-RateLimit-Limit"] == "3" for r in responses)
+    refused = responses[-1]
+    assert refused.json()["code"] == "rate_limit_exceeded" and int(refused["Retry-After"]) > 0

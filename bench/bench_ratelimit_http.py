@@ -9,7 +9,12 @@ measures nothing: a rate limit is about Redis here). Variants, GET of the same c
 * C: ``/hasapikey-throttled``, djangorestframework-api-key's ``HasAPIKey`` + DRF's ``ScopedRateThrottle``
   (scope ``read``), on the same Redis cache;
 * B: ``/none``, no authentication (the ceiling);
-* A0: ``/ours``, A without the throttle: what the throttle itself adds (reported, not judged).
+* A0: ``/ours``, A without the throttle: what the throttle itself adds (reported, not judged);
+* B1: ``/none-redis-get``, B plus one raw Redis ``GET``: the ceiling of anything that keeps its limits in
+  Redis, since a round trip to a Redis on the same 2-core machine under load costs far more than the
+  ~0.1 ms it costs idle (reported);
+* A-local and B-local: A and B on a second server with the local-memory cache (per-process buckets, the
+  embedded default): what authentication, scope check and throttle cost in CPU without any round trip.
 
 Targets: A/C ≥ 1.5×, A/B ≥ 0.7×. ``bench/settings_http.py`` sets the read rates to 1,000,000 per minute
 (ours) and per second (DRF, whose list of timestamps grows with the window), so no request is refused;
@@ -64,16 +69,23 @@ def run(*, quick: bool) -> list[Row]:
     hasapikey = Variant("C (HasAPIKey + ScopedRateThrottle)", "redis", "hasapikey-throttled", f"Api-Key {peer}")
     base = Variant("B (no auth)", "redis", "none", None)
     unthrottled = Variant("A0 (ours, no throttle)", "redis", "ours", f"Bearer {key}")
+    one_get = Variant("B1 (no auth + one Redis GET)", "redis", "none-redis-get", None)
+    ours_local = Variant("A-local (ours + ScopeRateThrottle, LocMemCache)", "locmem", "ours-throttled",
+                         f"Bearer {key}")
+    base_local = Variant("B-local (no auth, LocMemCache)", "locmem", "none", None)
     tool = "wrk -t1 -c1" if WRK else "Python http.client loop, 1 connection (wrk not installed)"
-    with gunicorn("redis") as port:
-        ports = {"redis": port}
+    with gunicorn("redis") as port, gunicorn("locmem") as local_port:
+        ports = {"redis": port, "locmem": local_port}
         warm_up(port, ours, throttled=True)
-        warm_up(port, hasapikey, throttled=False)
-        warm_up(port, base, throttled=False)
-        warm_up(port, unthrottled, throttled=False)
-        results = measure([ours, hasapikey, base, unthrottled], ports, repeats, seconds)
+        warm_up(local_port, ours_local, throttled=True)
+        for variant in (hasapikey, base, unthrottled, one_get):
+            warm_up(port, variant, throttled=False)
+        warm_up(local_port, base_local, throttled=False)
+        results = measure([ours, hasapikey, base, unthrottled, one_get, ours_local, base_local], ports, repeats,
+                          seconds)
         after = warm_up(port, ours, throttled=True)  # still admitted, still drawing from the bucket
     a, c, b, a0 = (results[v.name] for v in (ours, hasapikey, base, unthrottled))
+    b1, a_local, b_local = (results[v.name] for v in (one_get, ours_local, base_local))
     ok = a.errors == 0 and b.errors == 0 and c.errors == 0 and 0 <= after < LIMIT
     detail = "; ".join([f"{repeats} × {seconds:g} s per variant, {tool}, gunicorn -w 1 sync, Redis cache",
                         _note("ours", a), _note("HasAPIKey + ScopedRateThrottle", c), _note("no auth", b),
@@ -86,6 +98,16 @@ def run(*, quick: bool) -> list[Row]:
         Row("B2 HTTP rps: API key + `HasScope` + `ScopeRateThrottle` (Redis) vs no auth",
             f"{vs_base.ours:,.0f} rps", f"{vs_base.peer:,.0f} rps", f"{vs_base.ours / vs_base.peer:.2f}×", "≥ 0.7×",
             ok and vs_base.ours / vs_base.peer >= 0.7, detail),
+        Row("B2 HTTP rps: API key + `HasScope` + `ScopeRateThrottle` (Redis) vs no auth + one raw Redis `GET`",
+            f"{_pair(a, b1).ours:,.0f} rps", f"{_pair(a, b1).peer:,.0f} rps",
+            f"{_pair(a, b1).ours / _pair(a, b1).peer:.2f}×", "reported", None,
+            _note("no auth + one Redis GET", b1)),
+        Row("B2 HTTP rps: API key + `HasScope` + `ScopeRateThrottle` vs no auth, both on LocMemCache "
+            "(per-process buckets: the CPU cost without a round trip)",
+            f"{_pair(a_local, b_local).ours:,.0f} rps", f"{_pair(a_local, b_local).peer:,.0f} rps",
+            f"{_pair(a_local, b_local).ours / _pair(a_local, b_local).peer:.2f}×", "≥ 0.7×",
+            a_local.errors == 0 and _pair(a_local, b_local).ours / _pair(a_local, b_local).peer >= 0.7,
+            "; ".join([_note("ours, LocMemCache", a_local), _note("no auth, LocMemCache", b_local)])),
         Row("B2 HTTP rps: what the throttle adds, `/ours` with `ScopeRateThrottle` vs without (Redis)",
             f"{vs_unthrottled.ours:,.0f} rps", f"{vs_unthrottled.peer:,.0f} rps",
             f"{vs_unthrottled.ours / vs_unthrottled.peer:.2f}×", "reported", None, _note("ours without throttle", a0)),

@@ -57,6 +57,16 @@ class NoAuth(Constant):
     permission_classes = [AllowAny]
 
 
+class NoAuthOneRedisGet(NoAuth):
+    """``/none`` plus one raw Redis ``GET``: the ceiling of any design that keeps its limits in Redis."""
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        from twig_auth.core.redis import get_redis
+
+        get_redis().get("twig:bench:probe")
+        return Response(BODY)
+
+
 class Peer(Constant):
     authentication_classes: list[Any] = []
     permission_classes = [HasAPIKey]
@@ -75,6 +85,7 @@ urlpatterns = [
     path("ours", Ours.as_view()),
     path("ours-isauth", OursIsAuthenticated.as_view()),
     path("none", NoAuth.as_view()),
+    path("none-redis-get", NoAuthOneRedisGet.as_view()),
     path("hasapikey", Peer.as_view()),
     path("ours-throttled", OursThrottled.as_view()),
     path("hasapikey-throttled", PeerThrottled.as_view()),

@@ -184,3 +184,47 @@ def test_a_warm_api_key_request_is_one_redis_round_trip_and_no_sql(owner, key_of
         assert redis_commands.names in (["EVALSHA"], ["EVAL"]), redis_commands.names
     else:
         assert redis_commands.names == []
+
+
+def access_token(client: Client, email: str) -> str:
+    response = client.post("/api/auth/token", data=json.dumps({"email": email, "password": "Correct-Horse-9!"}),
+                           content_type="application/json")
+    assert response.status_code == 200, response.content
+    return response.json()["access_token"]
+
+
+@pytest.mark.urls("tests.ratelimit.urls")
+def test_a_warm_access_token_request_is_one_redis_round_trip_with_its_revocation_check(
+        owner, small_rates, client, redis_commands, django_assert_num_queries):
+    from twig_auth.core.redis import redis_configured
+
+    token = access_token(client, owner.user.email)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert get(client, "/ping", auth).status_code == 200
+    redis_commands.names.clear()
+    with django_assert_num_queries(0):
+        response = get(client, "/ping", auth)
+    assert response.status_code == 200 and limit_headers(response)[:2] == (4, 2)
+    if redis_configured():
+        # The family's revocation marker and the member's bucket in one script.
+        assert redis_commands.names in (["EVALSHA"], ["EVAL"]), redis_commands.names
+    else:
+        assert redis_commands.names == []
+
+
+@pytest.mark.urls("tests.ratelimit.urls")
+def test_a_revoked_token_is_refused_and_takes_no_token(owner, small_rates, client):
+    from twig_auth.tokens import services as token_services
+
+    pair = client.post("/api/auth/token", data=json.dumps({"email": owner.user.email, "password": "Correct-Horse-9!"}),
+                       content_type="application/json").json()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {pair['access_token']}"}
+    assert limit_headers(get(client, "/ping", auth))[:2] == (4, 3)
+    from twig_auth.core.context import RequestContext
+
+    assert token_services.revoke(token=pair["refresh_token"], context=RequestContext.system())
+    refused = get(client, "/ping", auth)
+    assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
+    client.force_login(owner.user, backend="twig_auth.passwords.backends.EmailBackend")
+    # The session shares the member's bucket: the refused token request took nothing from it.
+    assert limit_headers(client.get("/ping"))[:2] == (4, 2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,4 +18,4 @@ class Ping(APIView):
         return Response({"ok": True})
 
 
-urlpatterns = [path("ping", Ping.as_view())]
+urlpatterns = [path("ping", Ping.as_view()), path("api/", include("twig_auth.contrib.rest_framework.urls"))]

@@ -67,21 +67,25 @@ def _result(allowed: bool, rate: Rate, tokens: float, now_ms: float, cost: int) 
                         retry)
 
 
-# One script for every take. KEYS = [gate?, bucket, bucket, ...]; ARGV = [gated, negative, cost,
+# One script for every take. KEYS = [gate?, bucket, bucket, ...]; ARGV = [gate mode, negative, cost,
 # limit1, period_ms1, limit2, period_ms2, ...]. Each bucket is a hash {t = tokens left (fractional),
-# ts = server ms of the last take}. With ``gated`` = "1", KEYS[1] is a cache entry read in the same call
-# (the API-key check): when it is missing or equals ``negative`` nothing is taken.
+# ts = server ms of the last take}. With a gate, KEYS[1] is a cache entry read in the same call:
+# mode "1" (the API-key check) takes only when the entry is present and not ``negative``; mode "2" (an
+# access token's revocation marker) takes only when the entry is absent.
 # Returns {gate value or false, taken (-1 not tried, 0 refused, 1 admitted), now_ms, tokens1, tokens2, ...}
 # where each tokens value is what is left after the take (admitted) or what was there (refused).
 _TAKE = """
-local gated = ARGV[1] == '1'
+local mode = ARGV[1]
 local cost = tonumber(ARGV[3])
 local first = 1
 local gate = false
-if gated then
+if mode ~= '0' then
   first = 2
   gate = redis.call('GET', KEYS[1])
-  if (not gate) or gate == ARGV[2] then
+  if mode == '1' and ((not gate) or gate == ARGV[2]) then
+    return {gate, -1, '0'}
+  end
+  if mode == '2' and gate then
     return {gate, -1, '0'}
   end
 end
@@ -172,14 +176,16 @@ class RedisBucket:
         reply = self._run([k for k, _r in items], ["0", "", cost, *_args(items, cost)])
         return _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
 
-    def take_gated(self, gate: str, negative: bytes, items: Items,
-                   cost: int = 1) -> tuple[bytes | None, BucketResult | None]:
-        """Read the cache entry ``gate`` and, only when it is present and not ``negative``, take from the
-        buckets: an API-key check and its rate limit in one round trip. Returns (raw entry, result), the
-        result ``None`` when nothing was taken."""
+    def take_gated(self, gate: str, negative: bytes, items: Items, cost: int = 1, *,
+                   when: str = "present") -> tuple[bytes | None, BucketResult | None]:
+        """Read the cache entry ``gate`` and take from the buckets only when ``when`` holds: ``"present"``
+        (and not ``negative``: an API-key check and its rate limit in one round trip) or ``"absent"`` (a
+        token family's revocation marker and the member's bucket in one round trip). Returns (raw entry,
+        result), the result ``None`` when nothing was taken."""
         if not items:
             raise ValueError("take_gated needs at least one bucket")
-        reply = self._run([gate, *(k for k, _r in items)], ["1", negative, cost, *_args(items, cost)])
+        mode = {"present": "1", "absent": "2"}[when]
+        reply = self._run([gate, *(k for k, _r in items)], [mode, negative, cost, *_args(items, cost)])
         raw = reply[0] or None
         if int(reply[1]) < 0:
             return raw, None
@@ -283,11 +289,11 @@ def take_all(items: Items, cost: int = 1) -> BucketResult:
     return _local.take_all(items, cost)
 
 
-def take_gated(gate: str, negative: bytes, items: Items,
-               cost: int = 1) -> tuple[bytes | None, BucketResult | None]:
+def take_gated(gate: str, negative: bytes, items: Items, cost: int = 1, *,
+               when: str = "present") -> tuple[bytes | None, BucketResult | None]:
     """:meth:`RedisBucket.take_gated` on the configured Redis. Raises on a Redis error (the caller reports
     it to :mod:`twig_auth.core.outage` and takes its fallback path)."""
-    return _redis().take_gated(gate, negative, items, cost)
+    return _redis().take_gated(gate, negative, items, cost, when=when)
 
 
 def reset_local() -> None:

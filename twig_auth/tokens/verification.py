@@ -3,7 +3,9 @@
 0 SQL queries. The one round trip is the revoked-family marker ``twig:tok:rf:<family>``, written by
 :func:`twig_auth.tokens.services.revoke_family` with a TTL of the access-token lifetime (no access token
 of the family can outlive it). With Redis as the cache every worker sees a revocation at the next request;
-an API-key request makes its own single round trip instead, never both.
+an API-key request makes its own single round trip instead, never both. When the view is rate limited,
+the marker read and the member's bucket share that one round trip
+(:func:`authenticate_access_token_and_take`).
 
 When Redis is unreachable (:mod:`twig_auth.core.outage`) the check is one indexed query instead: is any
 refresh row of the family revoked (revocation revokes them all). The marker is read through the raising
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.cache import BaseCache, caches
@@ -29,6 +31,9 @@ from twig_auth.core.cache import REDIS_ERRORS, attempt, strict
 from twig_auth.exceptions import InvalidToken
 from twig_auth.orgs.principal import PrincipalMembership
 from twig_auth.tokens import jwt
+
+if TYPE_CHECKING:
+    from twig_auth.ratelimit.bucket import BucketResult, Items
 
 REVOKED = "The token has been revoked."
 
@@ -116,10 +121,47 @@ def principal_of(claims: dict[str, Any]) -> AccessPrincipal:
 
 def authenticate_access_token(token: str) -> AccessPrincipal:
     """Return the principal of a valid, unrevoked access token, or raise ``InvalidToken`` / ``TokenExpired``."""
+    return authenticate_access_token_and_take(token)[0]
+
+
+# ``buckets(principal)`` -> the rate-limit buckets to take from when the family is not revoked, or None.
+BucketsFor = Callable[[AccessPrincipal], "Items | None"]
+
+
+def authenticate_access_token_and_take(token: str, buckets: BucketsFor | None = None,
+                                       ) -> tuple[AccessPrincipal, BucketResult | None]:
+    """:func:`authenticate_access_token`, and with ``buckets`` on Redis also the rate-limit take: one script
+    reads the family's revocation marker and, only when there is none, takes a token from each bucket
+    (:func:`twig_auth.ratelimit.bucket.take_gated`). The result is ``None`` when nothing was taken (the
+    local-memory cache, an outage, or no buckets): the caller then takes on its own."""
     principal = principal_of(jwt.decode(token))
-    if _family_revoked(principal.family):
+    items = buckets(principal) if buckets is not None else None
+    taken: BucketResult | None = None
+    if items and outage.redis_available() and _client() is not _cache():
+        revoked, taken, settled = _marker_and_take(principal.family, items)
+        if not settled:
+            revoked, taken = _family_revoked(principal.family), None
+    else:
+        revoked = _family_revoked(principal.family)
+    if revoked:
         raise InvalidToken(REVOKED)
-    return principal
+    return principal, taken
+
+
+def _marker_and_take(family: str, items: Items) -> tuple[bool, BucketResult | None, bool]:
+    """(revoked, token taken, settled): not settled when Redis failed or had just come back, so the caller
+    asks :func:`_family_revoked` (which knows the database fallback and the recovery re-read)."""
+    from twig_auth.ratelimit.bucket import take_gated
+
+    client = _client()
+    try:
+        marker, taken = take_gated(client.make_key(family_marker(family)), b"", items, when="absent")
+    except REDIS_ERRORS:
+        outage.report_failure("access token revocation check")
+        return False, None, False
+    if outage.report_success():  # ended an outage: the read may predate the recovery hooks
+        return False, None, False
+    return marker is not None, taken, True
 
 
 def _family_revoked(family: str) -> bool:

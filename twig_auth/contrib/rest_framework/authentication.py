@@ -13,13 +13,13 @@ from rest_framework.request import Request
 from twig_auth.apikeys import format as key_format
 from twig_auth.apikeys.verification import KeyPrincipal, authenticate_key_and_take
 from twig_auth.contrib.rest_framework.exceptions import BEARER_CHALLENGE, DomainAPIException
-from twig_auth.contrib.rest_framework.throttling import key_buckets
+from twig_auth.contrib.rest_framework.throttling import key_buckets, member_buckets
 from twig_auth.core import clock
 from twig_auth.exceptions import InvalidApiKey, IpNotAllowed, MfaEnrollmentRequired, TwigAuthError
 from twig_auth.mfa import enforcement
 from twig_auth.netaccess import enforce as netaccess
 from twig_auth.orgs.active import current_membership
-from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token
+from twig_auth.tokens.verification import AccessPrincipal, authenticate_access_token_and_take
 
 
 def enforce_mfa_enrollment(request: Request, user_id: Any, org_id: Any, role: str, *,
@@ -159,9 +159,12 @@ class JwtAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer" or not _looks_like_jwt(token):
             return None
         try:
-            principal = authenticate_access_token(token)
+            buckets = member_buckets(request)
+            principal, taken = authenticate_access_token_and_take(token, buckets)
         except TwigAuthError as exc:
             raise DomainAPIException(exc) from None
+        if buckets is not None:
+            buckets.keep(request, principal, taken)
         enforce_ip_allowlist(request, org_id=principal.org_id, credential="access_token", user_id=principal.user_id)
         enforce_mfa_enrollment(request, principal.user_id, principal.org_id, principal.role,
                                hint=principal.mfa_deadline)

@@ -68,7 +68,9 @@ def _speed_row(name: str, pair: Pair, minimum: float, detail: str) -> Row:
 
 def _io(fn: Any) -> tuple[int, int]:
     counting = CountingCache(verification._cache())
-    with mock.patch.object(verification, "_cache", lambda: counting), CaptureQueriesContext(connection) as q:
+    # The marker is read through ``_client`` (the raising client; the cache itself for local memory).
+    with mock.patch.object(verification, "_cache", lambda: counting), \
+            mock.patch.object(verification, "_client", lambda: counting), CaptureQueriesContext(connection) as q:
         fn()
     return len(q.captured_queries), sum(counting.calls.values())
 

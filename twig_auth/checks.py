@@ -2,7 +2,8 @@
 not first, E003 password validator missing, E004 user model without an email field, W002 django-redis
 cache missing in production (DEBUG off), E005 django-otp apps missing from INSTALLED_APPS, E006 the MFA
 middleware missing or placed before authentication, E007 the IP allowlist middleware missing or placed before
-authentication or the MFA middleware."""
+authentication or the MFA middleware, W003 the SAML service-provider key settings unusable (unreadable, not
+PEM, key and certificate not a pair, expired, or SSO_BASE_URL missing)."""
 
 from __future__ import annotations
 
@@ -70,4 +71,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                                      "MFA enforcement middleware.", id="twig_auth.E007",
                                      hint=f'Add "{IP_MIDDLEWARE}" to MIDDLEWARE after AuthenticationMiddleware and '
                                           f'"{MFA_MIDDLEWARE}".'))
+    from twig_auth.sso.saml_config import sp_settings_problems
+
+    for problem in sp_settings_problems():  # settings and files only: no database access in checks
+        messages.append(checks.Warning(f"SAML service provider: {problem}", id="twig_auth.W003",
+                                       hint="SAML sign-in cannot work until this is fixed (docs/settings.md)."))
     return messages

@@ -131,6 +131,46 @@ def _trusted_proxies(value: Any) -> str | None:
     return None
 
 
+def _optional_path(value: Any) -> str | None:
+    """None, or a file path (whether it exists and parses is check twig_auth.W003's job)."""
+    if value is None or (isinstance(value, str) and value):
+        return None
+    return f"must be None or a file path, got {value!r}"
+
+
+def _public_origin(value: Any) -> str | None:
+    """None, or ``https://host[:port]`` (http only for localhost, for development and tests), no path."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be None or an origin such as \"https://auth.example.com\", got {value!r}"
+    parts = urlsplit(value)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        return f"must be an https origin (http only for localhost), got {value!r}"
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return f"must be an origin only (scheme, host, optional port), got {value!r}"
+    return None
+
+
+def _nameservers(value: Any) -> str | None:
+    """None (the system resolver) or a list of "ip", "ip:port" or "[ipv6]:port"."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not value:
+        return "must be None or a non-empty list of nameserver addresses"
+    from twig_auth.sso.dns import parse_nameserver
+
+    for item in value:
+        try:
+            parse_nameserver(item)
+        except ValueError as exc:
+            return f"has an invalid entry: {exc}"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("API_MODE", "live", "Mode of this deployment; API keys of the other environment are refused.",
             _choice("live", "test")),
@@ -236,6 +276,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Proxies in front of Django whose X-Forwarded-For is believed: None (the socket address only), "
             "a hop count N (client = Nth entry from the right), or a list of proxy CIDR ranges.",
             _trusted_proxies),
+    Setting("SSO_BASE_URL", None,
+            "Public origin of this deployment (https://auth.example.com); SAML entity ids and ACS URLs are built "
+            "from it, never from the request's Host header.", _public_origin),
+    Setting("SSO_SP_PRIVATE_KEY_FILE", None,
+            "PEM private key the SAML service provider signs AuthnRequests with (and decrypts assertions).",
+            _optional_path),
+    Setting("SSO_SP_CERTIFICATE_FILE", None,
+            "PEM certificate of that key, published in every org's SP metadata.", _optional_path),
+    Setting("SSO_DNS_NAMESERVERS", None,
+            "Nameservers asked for domain-verification TXT records: None (the system resolver) or a list of "
+            "\"ip\", \"ip:port\" or \"[ipv6]:port\".", _nameservers),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -6,8 +6,10 @@ from twig_auth.authz.models import Grant, Policy, SodRule
 from twig_auth.mfa.models import SmsDevice
 from twig_auth.orgs.models import Group, GroupMembership, Membership, Organization
 from twig_auth.passwords.models import LoginThrottle
+from twig_auth.sso.models import SsoConnection, SsoDomain
 from twig_auth.tokens.models import RefreshToken
 from twig_auth.usersessions.models import UserSession
 
 __all__ = ["ApiKey", "ApiKeyUsage", "AuditEvent", "Grant", "Group", "GroupMembership", "LoginThrottle", "Membership",
-           "Organization", "Policy", "RefreshToken", "SmsDevice", "SodRule", "UserSession"]
+           "Organization", "Policy", "RefreshToken", "SmsDevice", "SodRule", "SsoConnection", "SsoDomain",
+           "UserSession"]

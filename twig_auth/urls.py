@@ -26,4 +26,5 @@ urlpatterns = [
     path("settings/security/", include("twig_auth.netaccess.urls")),
     path("settings/access/", include("twig_auth.authz.urls")),
     path("", include("twig_auth.mfa.urls")),
+    path("sso/", include("twig_auth.sso.urls")),
 ]

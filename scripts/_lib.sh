@@ -58,3 +58,8 @@ ensure_redis() {  # a Redis on 127.0.0.1:6379
 }
 
 ensure_browser() { [ -x /usr/bin/chromium ] || apt_install chromium; }
+
+ensure_oidc_peer() {  # oidc-provider (node) for tests/sso/test_oidc_*.py, from its committed lockfile
+  command -v npm >/dev/null || apt_install nodejs npm
+  [ -d "$ROOT/tests/peers/oidc/node_modules" ] || npm ci --prefix "$ROOT/tests/peers/oidc" --no-audit --no-fund
+}

@@ -3,7 +3,8 @@ not first, E003 password validator missing, E004 user model without an email fie
 cache missing in production (DEBUG off), E005 django-otp apps missing from INSTALLED_APPS, E006 the MFA
 middleware missing or placed before authentication, E007 the IP allowlist middleware missing or placed before
 authentication or the MFA middleware, W003 the SAML service-provider key settings unusable (unreadable, not
-PEM, key and certificate not a pair, expired, or SSO_BASE_URL missing)."""
+PEM, key and certificate not a pair, expired, or SSO_BASE_URL missing), E008 djangosaml2 installed without its
+SAML session middleware (the ACS could never find its outstanding requests)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ VALIDATOR = "twig_auth.passwords.validators.ComplexityValidator"
 OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static")
 MFA_MIDDLEWARE = "twig_auth.mfa.middleware.MfaEnforcementMiddleware"
 IP_MIDDLEWARE = "twig_auth.netaccess.middleware.IpAllowlistMiddleware"
+SAML_MIDDLEWARE = "twig_auth.sso.middleware.SamlSessionMiddleware"
 
 
 @checks.register("twig_auth")
@@ -71,9 +73,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                                      "MFA enforcement middleware.", id="twig_auth.E007",
                                      hint=f'Add "{IP_MIDDLEWARE}" to MIDDLEWARE after AuthenticationMiddleware and '
                                           f'"{MFA_MIDDLEWARE}".'))
+    if apps.is_installed("djangosaml2") and not _has_saml_session_middleware(middleware):
+        messages.append(checks.Error("djangosaml2 is installed but its SAML session middleware is not in MIDDLEWARE.",
+                                     id="twig_auth.E008",
+                                     hint=f'Add "{SAML_MIDDLEWARE}" to MIDDLEWARE (SAML sign-in needs it).'))
     from twig_auth.sso.saml_config import sp_settings_problems
 
     for problem in sp_settings_problems():  # settings and files only: no database access in checks
         messages.append(checks.Warning(f"SAML service provider: {problem}", id="twig_auth.W003",
                                        hint="SAML sign-in cannot work until this is fixed (docs/settings.md)."))
     return messages
+
+
+def _has_saml_session_middleware(middleware: list[str]) -> bool:
+    """djangosaml2's middleware, or a subclass of it (twig's keeps the SAML session in the cache)."""
+    from django.utils.module_loading import import_string
+    from djangosaml2.middleware import SamlSessionMiddleware
+
+    for path in middleware:
+        try:
+            cls = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, SamlSessionMiddleware):
+            return True
+    return False

@@ -83,6 +83,15 @@ def _timezone(value: Any) -> str | None:
     return None
 
 
+def _roles(value: Any) -> str | None:
+    """A list of org role names (``user``, ``manager``, ``admin``, ``super_admin``), possibly empty."""
+    roles = ("user", "manager", "admin", "super_admin")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        return f"must be a list of role names, got {value!r}"
+    unknown = [v for v in value if v not in roles]
+    return f"{unknown[0]!r} is not a role; use {', '.join(roles)}" if unknown else None
+
+
 def _str_list(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) and len(v) >= 16 for v in value):
         return None
@@ -287,6 +296,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SSO_DNS_NAMESERVERS", None,
             "Nameservers asked for domain-verification TXT records: None (the system resolver) or a list of "
             "\"ip\", \"ip:port\" or \"[ipv6]:port\".", _nameservers),
+    Setting("SSO_BREAK_GLASS_ROLES", ["super_admin"],
+            "Roles whose members may still sign in with a password (and their second factor) when their org "
+            "enforces SSO, so a broken IdP cannot lock everyone out; each such login is audited as break-glass.",
+            _roles),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

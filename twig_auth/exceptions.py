@@ -154,3 +154,11 @@ class IpNotAllowed(TwigAuthError):
 
     code = "ip_not_allowed"
     default_detail = "Requests from your IP address are not allowed for this organization."
+
+
+class SsoRequired(TwigAuthError):
+    """The organization signs its members in with single sign-on; ``sso_url`` (when it has an enabled
+    connection) is where that sign-in starts. Answered only after the password was verified."""
+
+    code = "sso_required"
+    default_detail = "Your organization signs in with single sign-on. Sign in with SSO instead of a password."

@@ -6,11 +6,13 @@ from django.urls import include, path
 
 from twig_auth.orgs import views as org_views
 from twig_auth.passwords import views
+from twig_auth.sso import pages as sso_pages
 
 app_name = "twig_auth"
 
 urlpatterns = [
     path("login/", views.login_view, name="login"),
+    path("login/sso/", sso_pages.discover, name="sso_discover"),
     path("logout/", views.logout_view, name="logout"),
     path("password/change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
@@ -25,6 +27,7 @@ urlpatterns = [
     path("settings/security/", org_views.security_settings, name="security_settings"),
     path("settings/security/", include("twig_auth.netaccess.urls")),
     path("settings/access/", include("twig_auth.authz.urls")),
+    path("settings/authentication/", include("twig_auth.sso.page_urls")),
     path("", include("twig_auth.mfa.urls")),
     path("sso/", include("twig_auth.sso.urls")),
 ]

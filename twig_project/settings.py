@@ -37,6 +37,14 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "djangosaml2",  # SAML SSO: its AuthnRequest/ACS machinery, driven per org by twig_auth.sso.saml_flow
+    # OIDC SSO: allauth's OAuth/OIDC providers, driven per org by twig_auth.sso.oidc (its pages are not mounted)
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
     "twig_auth",
     "twig_project.users",
     "twig_project.workspace",
@@ -45,6 +53,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "twig_auth.usersessions.middleware.TwigSessionMiddleware",
+    "twig_auth.sso.middleware.SamlSessionMiddleware",  # djangosaml2's SAML session (outstanding requests)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -53,7 +62,26 @@ MIDDLEWARE = [
     "twig_auth.netaccess.middleware.IpAllowlistMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "twig_auth.apikeys.middleware.ApiKeyUsageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",  # allauth's request context (its OIDC callbacks need it)
 ]
+
+# djangosaml2: its own cookie for the SAML session; no django-csp here.
+SAML_SESSION_COOKIE_NAME = "twig_saml_session"
+SAML_CSP_HANDLER = ""
+
+# django-allauth (OIDC SSO only): apps come from each org's SsoConnection (twig_auth.sso.oidc_adapter), every
+# login ends in twig's SSO login service; allauth never signs up, links or shows its own pages.
+ACCOUNT_ADAPTER = "twig_auth.sso.oidc_adapter.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "twig_auth.sso.oidc_adapter.SocialAccountAdapter"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_PROVIDERS = {p: {"OAUTH_PKCE_ENABLED": True} for p in ("openid_connect", "google", "microsoft")}
 
 ROOT_URLCONF = "twig_project.urls"
 WSGI_APPLICATION = "twig_project.wsgi.application"

@@ -165,3 +165,6 @@ def dns_server(tmp_path: Path, settings: Any) -> Iterator[Callable[..., str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+from tests.sso.connections import make_connection  # noqa: E402, F401  (fixture of the SSO page tests)

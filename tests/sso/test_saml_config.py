@@ -94,8 +94,9 @@ def test_sp_metadata_says_unavailable_when_the_server_is_not_configured(client, 
     assert response.status_code == 503 and b"not configured" in response.content
 
 
-def test_the_acs_accepts_nothing_yet(client, saml_connection, sp_keys):
-    assert client.post("/sso/saml/acme/acs/", {"SAMLResponse": "x"}).status_code == 404
+def test_the_acs_of_a_disabled_connection_accepts_nothing(client, saml_connection, sp_keys):
+    response = client.post("/sso/saml/acme/acs/", {"SAMLResponse": "x"})
+    assert response.status_code == 403 and b"Authentication failed" in response.content
 
 
 def test_one_saml_connection_per_org(saml_connection, org):

@@ -16,8 +16,11 @@ from twig_auth.core import clock
 SESSION_PENDING = "twig_mfa_pending"
 
 
-def begin(session: Any, user: Any, next_url: str = "") -> None:
-    session[SESSION_PENDING] = {"uid": str(user.pk), "at": int(clock.now().timestamp()), "next": next_url[:2000]}
+def begin(session: Any, user: Any, next_url: str = "", sso: dict[str, Any] | None = None) -> None:
+    """``sso`` (an SSO login owing a twig second factor): ``{"org": id, "details": LOGIN_SUCCESS details}``,
+    so the login the code completes keeps the SSO org active and is audited as an SSO login."""
+    session[SESSION_PENDING] = {"uid": str(user.pk), "at": int(clock.now().timestamp()), "next": next_url[:2000],
+                                **({"sso": sso} if sso else {})}
 
 
 def current(session: Any) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from twig_auth.mfa import devices, guard, pending, stepup
 from twig_auth.mfa.forms import CodeForm
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.mfa.views import code_page
+from twig_auth.orgs.models import Organization
 from twig_auth.passwords.views import finish_login, safe_next
 
 
@@ -88,5 +89,8 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     if not attempt.method:
         return _render_login(request, user, form, attempt)
     data = pending.current(request.session) or {}
-    response = finish_login(request, user, mfa_method=attempt.method, next_url=data.get("next") or None)
+    sso = data.get("sso") or {}
+    org = Organization.objects.filter(pk=sso["org"]).first() if sso.get("org") else None
+    response = finish_login(request, user, mfa_method=attempt.method, next_url=data.get("next") or None,
+                            org=org, login_details=sso.get("details") if org else None)
     return guard.with_throttle_headers(response, attempt)

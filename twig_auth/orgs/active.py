@@ -27,11 +27,14 @@ def active_membership(request: HttpRequest) -> Membership | None:
     user = getattr(request, "user", None)
     if not getattr(user, "is_authenticated", False):
         return None
+    from twig_auth.sso.enforcement import session_may_enter
+
     org_id = request.session.get(SESSION_KEY)
     qs = Membership.objects.filter(user=user).select_related("org")
     membership = qs.filter(org_id=org_id).first() if org_id else None
     if membership is None:
-        membership = qs.order_by("org__name").first()
+        # The first org this session may act in: never one that enforces SSO when it signed in otherwise.
+        membership = next((m for m in qs.order_by("org__name") if session_may_enter(request.session, m)), None)
         if membership is not None:
             request.session[SESSION_KEY] = membership.org_id
     return membership
@@ -45,6 +48,9 @@ def switch_org(request: HttpRequest, org_id: Any) -> Membership:
         if valid else None
     if membership is None:
         raise PermissionDenied("You are not a member of that organization.")
+    from twig_auth.sso.enforcement import require_session_may_enter
+
+    require_session_may_enter(request.session, membership)  # SsoRequired: that org signs in with SSO only
     request.session[SESSION_KEY] = membership.org_id
     request._twig_membership = membership  # type: ignore[attr-defined]
     record(Event.ORG_SWITCHED, context=RequestContext.from_request(request), org=membership.org,

@@ -164,6 +164,10 @@ def update_org_settings(*, org: Organization, patch: Any, context: RequestContex
             raise PermissionDenied("Only admins can change organization settings.")
     clean = policy.validate_patch(patch, enterprise=org.is_enterprise)
     org = Organization.objects.select_for_update().get(pk=org.pk)
+    if clean.get("sso", {}).get("enforce"):
+        from twig_auth.sso.enforcement import check_can_enforce
+
+        check_can_enforce(org)  # enforcing without a working connection would lock the members out
     org.settings = policy.merge(org.settings or {}, clean)
     org.save(update_fields=["settings"])
     record(Event.ORG_SETTINGS_CHANGED, context=context, org=org, target=org,

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from twig_auth.core.context import RequestContext
-from twig_auth.exceptions import InvalidInput, PermissionDenied
+from twig_auth.exceptions import InvalidInput, PermissionDenied, SsoRequired
 from twig_auth.mfa.guard import require_step_up
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs import policy
@@ -32,6 +32,13 @@ def choose_org(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             membership = switch_org(request, request.POST.get("org", ""))
+        except SsoRequired as exc:
+            sso_url = exc.extra.get("sso_url")
+            if isinstance(sso_url, str):
+                return HttpResponseRedirect(sso_url)  # that org signs in with SSO: go and do so
+            messages.error(request, exc.detail)
+            return render(request, "twig_auth/orgs/choose.html",
+                          {"memberships": memberships, "next": safe_next(request, "")}, status=403)
         except PermissionDenied as exc:
             messages.error(request, exc.detail)
             return render(request, "twig_auth/orgs/choose.html",

@@ -104,11 +104,21 @@ def _locked(email: str, user: Any, policy: lockout.LockoutPolicy, context: Reque
 
 
 def record_login(*, user: Any, org: Any, context: RequestContext, method: str = "password",
-                 mfa_used: bool = False, mfa_method: str | None = None) -> None:
-    """Write ``LOGIN_SUCCESS`` (with ``mfaUsed``) for a login that has produced its session or tokens."""
-    details = {"method": method, **({"mfaMethod": mfa_method} if mfa_method else {})}
+                 mfa_used: bool = False, mfa_method: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+    """Write ``LOGIN_SUCCESS`` (with ``mfaUsed``) for a login that has produced its session or tokens.
+    ``details`` (an SSO login's method, protocol, connection…) replace the default ``{"method": method}``."""
+    details = {**(details or {"method": method}), **({"mfaMethod": mfa_method} if mfa_method else {})}
     record(Event.LOGIN_SUCCESS, context=context, org=org, user=user, details=details, mfa_used=mfa_used)
     signals.login_succeeded.send(sender=None, user=user, context=context)
+
+
+def record_sso_required(*, user: Any, org: Any, context: RequestContext) -> None:
+    """Write ``LOGIN_FAILURE`` (reason ``sso_required``) for a right password refused because the org
+    enforces SSO: the attempt is visible to the org's admins."""
+    email = lockout.normalize_email(getattr(user, user.get_email_field_name(), ""))
+    record(Event.LOGIN_FAILURE, context=context, org=org, user=user, email=email,
+           details={"reason": "sso_required"})
 
 
 def record_logout(*, user: Any, org: Any, context: RequestContext) -> None:

@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from twig_auth.conf import app_settings
 from twig_auth.core.context import RequestContext
+from twig_auth.exceptions import SsoRequired
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs.active import SESSION_KEY, current_membership, memberships_of
 from twig_auth.passwords import forms, services
@@ -61,25 +62,46 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return endpoints.apply_headers(response, limit)
 
 
-def _render_login(request: HttpRequest, form: forms.LoginForm, status: int) -> HttpResponse:
-    return render(request, "twig_auth/passwords/login.html", {"form": form, "next": safe_next(request, default="")},
-                  status=status)
+def _render_login(request: HttpRequest, form: forms.LoginForm, status: int,
+                  sso_required: SsoRequired | None = None) -> HttpResponse:
+    return render(request, "twig_auth/passwords/login.html", {
+        "form": form, "next": safe_next(request, default=""), "sso_required": sso_required,
+        "sso_url": sso_required.extra.get("sso_url", "") if sso_required else ""}, status=status)
 
 
 def _complete_login(request: HttpRequest, user: Any) -> HttpResponse:
-    """After the password: members with a second factor go on to the code page; everyone else is signed in."""
+    """After the password: an org enforcing SSO refuses it (unless break-glass, see twig_auth.sso.enforcement);
+    members with a second factor go on to the code page; everyone else is signed in."""
     from twig_auth.mfa import pending
     from twig_auth.mfa.devices import has_mfa
+    from twig_auth.sso import enforcement
 
+    next_url = safe_next(request, default="")
+    membership = enforcement.default_membership(user)
+    try:
+        verdict = enforcement.check_password_login(membership, next_url=next_url)
+    except SsoRequired as exc:
+        services.record_sso_required(user=user, org=membership.org if membership else None,
+                                     context=RequestContext.from_request(request))
+        form = forms.LoginForm(request, initial={"email": getattr(user, user.get_email_field_name(), "")})
+        return _render_login(request, form, 403, sso_required=exc)
+    # Break-glass: the login acts in the enforcing org and its LOGIN_SUCCESS says so (after the code, too).
+    details = {"method": "password", "breakGlass": True} if verdict.break_glass else None
+    org = membership.org if details and membership else None
     if has_mfa(user):
-        pending.begin(request.session, user, safe_next(request, default=""))
+        pending.begin(request.session, user, next_url, sso={"org": org.pk, "details": details} if org else None)
         return HttpResponseRedirect(reverse("twig_auth:login_mfa"))
-    return finish_login(request, user)
+    return finish_login(request, user, org=org, login_details=details)
 
 
 def finish_login(request: HttpRequest, user: Any, *, mfa_method: str | None = None,
-                 next_url: str | None = None) -> HttpResponse:
-    """Sign ``user`` in on this session (after the password, and the second factor if they have one)."""
+                 next_url: str | None = None, org: Any = None,
+                 login_details: dict[str, Any] | None = None) -> HttpResponse:
+    """Sign ``user`` in on this session (after the password, and the second factor if they have one).
+
+    ``org`` (an SSO login) becomes the active org, so there is no org chooser; ``login_details`` replace the
+    ``LOGIN_SUCCESS`` details' default ``{"method": "password"}`` (SSO: method, protocol, connection, idpMfa).
+    """
     from twig_auth.mfa import pending, stepup
 
     pending.clear(request.session)
@@ -88,12 +110,19 @@ def finish_login(request: HttpRequest, user: Any, *, mfa_method: str | None = No
         stepup.mark_verified(request.session)
     memberships = memberships_of(user)
     target = next_url or safe_next(request)
-    if len(memberships) == 1:
+    org_given = org is not None
+    if org_given:
+        request.session[SESSION_KEY] = org.pk
+        if (login_details or {}).get("method") == "sso":
+            from twig_auth.sso.enforcement import SSO_ORG_KEY
+
+            request.session[SSO_ORG_KEY] = org.pk
+    elif len(memberships) == 1:
         request.session[SESSION_KEY] = memberships[0].org_id
-    org = memberships[0].org if len(memberships) == 1 else None
+        org = memberships[0].org
     services.record_login(user=user, org=org, context=RequestContext.from_request(request),
-                          mfa_used=bool(mfa_method), mfa_method=mfa_method)
-    if len(memberships) > 1:
+                          mfa_used=bool(mfa_method), mfa_method=mfa_method, details=login_details)
+    if len(memberships) > 1 and not org_given:
         return HttpResponseRedirect(f"{reverse('twig_auth:choose_org')}?{urlencode({'next': target})}")
     return HttpResponseRedirect(target)
 

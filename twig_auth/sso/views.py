@@ -1,4 +1,5 @@
-"""SSO pages. For now only the SP metadata each org's IdP needs (public: IdPs fetch it unauthenticated)."""
+"""SSO pages: the SP metadata each org's IdP needs (public: IdPs fetch it unauthenticated). The SAML login and
+ACS are in :mod:`twig_auth.sso.saml_flow`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import logging
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from twig_auth.sso import saml_config
@@ -35,10 +35,3 @@ def sp_metadata(request: HttpRequest, org_slug: str) -> HttpResponse:
     response = HttpResponse(xml, content_type="application/samlmetadata+xml")
     response["Content-Disposition"] = f'inline; filename="{connection.org.slug}-sp-metadata.xml"'
     return response
-
-
-@csrf_exempt
-def acs_not_ready(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """Placeholder of the assertion consumer service: SAML sign-in is not wired yet, so nothing is accepted."""
-    _saml_connection(org_slug)
-    return HttpResponse("SAML sign-in is not available yet.", status=404, content_type="text/plain")

@@ -36,6 +36,7 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.SmsDeliveryFailed: 503,
     domain.RateLimited: 429,
     domain.IpNotAllowed: 403,
+    domain.SsoRequired: 403,
 }
 
 DRF_CODES: dict[type[drf.APIException], str] = {

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from twig_auth.contrib.rest_framework.parsers import JSONParser
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
-from twig_auth.exceptions import MfaRequired, MfaThrottled, PermissionDenied, SmsDeliveryFailed
+from twig_auth.exceptions import MfaRequired, MfaThrottled, PermissionDenied, SmsDeliveryFailed, SsoRequired
 from twig_auth.mfa import enforcement
 from twig_auth.mfa import services as mfa_services
 from twig_auth.mfa.devices import RECOVERY, SMS, TOTP, has_mfa, has_totp, sms_devices
@@ -28,6 +28,7 @@ from twig_auth.orgs.models import Membership
 from twig_auth.passwords import services as password_services
 from twig_auth.ratelimit import endpoints
 from twig_auth.ratelimit.bucket import BucketResult
+from twig_auth.sso import enforcement as sso_enforcement
 from twig_auth.tokens import services
 
 
@@ -134,6 +135,13 @@ class TokenObtainView(_TokenView):
         user = password_services.authenticate_password(email=data["email"], password=data["password"],
                                                        context=context)
         membership = choose_membership(user, data.get("org"))
+        try:  # after the password (see twig_auth.sso.enforcement): no answer reveals membership without it
+            verdict = sso_enforcement.check_password_login(membership)
+        except SsoRequired as exc:
+            password_services.record_sso_required(user=user, org=membership.org, context=context)
+            if "sso_url" in exc.extra:
+                exc.extra["sso_url"] = request.build_absolute_uri(str(exc.extra["sso_url"]))
+            raise
         context = self.context(request, actor=user)
         mfa_method = second_factor(user, data.get("otp") or "", context, before_verify=lambda: self.take(
             endpoints.MFA, endpoints.check_code(request._request, user.pk)))
@@ -142,7 +150,9 @@ class TokenObtainView(_TokenView):
         mfa_at = int(clock.now().timestamp()) if mfa_method else None
         pair = services.issue_tokens(user=user, membership=membership, context=context, mfa_at=mfa_at)
         password_services.record_login(user=user, org=membership.org, context=context, method="token",
-                                       mfa_used=mfa_method is not None, mfa_method=mfa_method)
+                                       mfa_used=mfa_method is not None, mfa_method=mfa_method,
+                                       details={"method": "token", "breakGlass": True} if verdict.break_glass
+                                       else None)
         return Response(pair)
 
 

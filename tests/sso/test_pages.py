@@ -168,3 +168,16 @@ def test_every_change_asks_for_the_second_factor(owner, make_connection):
         response = client.post(PAGE + path, data)
         assert "twig_step_up_code" in text(response) or response.status_code == 403, path
     assert not SsoDomain.objects.exists() and SsoConnection.objects.get().enabled
+
+
+def test_an_oidc_connection_shows_its_redirect_uri_and_keeps_its_group_claim(owner):
+    client = signed_in(owner)
+    data = {"protocol": "oidc", "name": "Okta OIDC", "oidc_provider": "okta", "oidc_issuer": "https://acme.okta.test",
+            "oidc_client_id": "client-1", "oidc_client_secret": "s3cret-value-xyz", "group_attribute": "groups",
+            "group_roles": "Engineering = manager"}
+    assert client.post(PAGE, data).status_code == 302
+    connection = SsoConnection.objects.get()
+    assert (connection.group_attribute, connection.group_role_mapping) == ("groups", {"Engineering": "manager"})
+    page = text(client.get(PAGE))
+    expected = f"http://testserver/sso/oidc/accounts/oidc/{connection.pk}/login/callback/"
+    assert 'data-testid="oidc-redirect-uri"' in page and expected in page

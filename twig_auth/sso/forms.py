@@ -71,7 +71,8 @@ class ConnectionForm(forms.Form):
                                       help_text="The SAML attribute holding the email; NameID (the default) "
                                                 "uses the subject's NameID.")
     group_attribute = forms.CharField(max_length=200, required=False, label="Group attribute",
-                                      help_text="The SAML attribute listing the person's groups (optional).")
+                                      help_text="The SAML attribute or OIDC claim listing the person's groups "
+                                                "(optional).")
     # OIDC
     oidc_provider = forms.ChoiceField(choices=[("", "Choose…"), *OidcProvider.choices], required=False,
                                       label="Provider")
@@ -139,12 +140,11 @@ class ConnectionForm(forms.Form):
         """The service's ``values`` for the chosen protocol."""
         d = self.cleaned_data
         common = {"name": d["name"].strip(), "trust_idp_mfa": d["trust_idp_mfa"],
-                  "group_role_mapping": d["group_role_mapping"]}
+                  "group_role_mapping": d["group_role_mapping"], "group_attribute": d["group_attribute"].strip()}
         if d["protocol"] == Protocol.SAML:
             return {**common, "idp_metadata_url": d["idp_metadata_url"],
                     "attribute_mapping": {**(self.connection.attribute_mapping if self.connection else {}),
-                                          "email": d["email_attribute"].strip() or "NameID"},
-                    "group_attribute": d["group_attribute"].strip()}
+                                          "email": d["email_attribute"].strip() or "NameID"}}
         return {**common, "oidc_provider": d["oidc_provider"], "oidc_issuer": d["oidc_issuer"],
                 "oidc_client_id": d["oidc_client_id"].strip(), "oidc_client_secret": d["oidc_client_secret"]}
 

@@ -93,6 +93,15 @@ def _sp_details(org_slug: str) -> dict[str, str]:
     return {"entity_id": urls["entity_id"], "acs_url": urls["acs_url"], "metadata_url": urls["entity_id"]}
 
 
+def _oidc_redirect_uri(request: HttpRequest, connection: SsoConnection | None) -> str:
+    """The callback to register at an OIDC IdP (it names the provider, and for generic OIDC the connection)."""
+    if connection is None or connection.protocol != Protocol.OIDC or not connection.oidc_provider:
+        return ""
+    from twig_auth.sso.oidc import redirect_uri
+
+    return redirect_uri(request, connection)
+
+
 def _last_sso_login(connection: SsoConnection | None) -> Any:
     if connection is None:
         return None
@@ -114,6 +123,7 @@ def _render(request: HttpRequest, membership: Membership, *, form: ConnectionFor
         "domain_form": domain_form or DomainForm(),
         "domains": [(d, domains.instructions(d)) for d in claimed],
         "sp": _sp_details(org.slug),
+        "oidc_redirect_uri": _oidc_redirect_uri(request, connection),
         "enforce": enforcement.enforces_sso(org),
         "last_login": _last_sso_login(connection),
         "test_url": start_url(connection, page, test=True) if connection is not None and connection.enabled else "",

@@ -22,7 +22,7 @@ from twig_auth.sso.models import Protocol, SsoConnection
 SAML_FIELDS = ("name", "idp_metadata_url", "attribute_mapping", "group_attribute", "group_role_mapping",
                "trust_idp_mfa")
 OIDC_FIELDS = ("name", "oidc_provider", "oidc_issuer", "oidc_client_id", "oidc_client_secret", "trust_idp_mfa",
-               "group_role_mapping")
+               "group_attribute", "group_role_mapping")
 SECRET_FIELDS = {"oidc_client_secret"}
 METADATA_FIELDS = ("idp_metadata_xml", "idp_entity_id", "idp_sso_url", "idp_certificates")
 

@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 from django.core import checks
-from django.test import Client
 
 from tests.pages.conftest import field_errors, text
+from tests.support.clients import signed_in
 from twig_auth.apikeys.models import ApiKey
 from twig_auth.audit.models import AuditEvent
 from twig_auth.checks import IP_MIDDLEWARE, MFA_MIDDLEWARE, check_settings
 from twig_auth.exceptions import IpNotAllowed
-from twig_auth.mfa import stepup
 from twig_auth.netaccess import enforce
 from twig_auth.orgs import services as org_services
-from twig_auth.orgs.models import Membership, Organization
+from twig_auth.orgs.models import Organization
 
 PAGE = "/settings/sessions/"
 IP_PAGE = "/settings/security/ip-allowlist/"
@@ -39,16 +38,6 @@ def set_list(org: Organization, cidrs: list[str]) -> None:
 
 def stored(org: Organization) -> list[str]:
     return (Organization.objects.get(pk=org.pk).settings or {}).get("ipAllowlist", [])
-
-
-def signed_in(membership: Membership, *, step_up: bool = True) -> Client:
-    client = Client()
-    client.force_login(membership.user, backend="twig_auth.passwords.backends.EmailBackend")
-    if step_up:
-        session = client.session
-        stepup.mark_verified(session)
-        session.save()
-    return client
 
 
 # --- the blocked page ------------------------------------------------------------------------------------------

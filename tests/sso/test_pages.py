@@ -8,25 +8,14 @@ import html
 import re
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from tests.pages.conftest import field_errors, text
+from tests.support.clients import signed_in
 from twig_auth.audit.models import AuditEvent
-from twig_auth.mfa import stepup
 from twig_auth.orgs.models import Organization
 from twig_auth.sso.models import SsoConnection, SsoDomain
 
 PAGE = "/settings/authentication/"
-
-
-def signed_in(membership, *, step_up: bool = True) -> Client:
-    client = Client()
-    client.force_login(membership.user, backend="twig_auth.passwords.backends.EmailBackend")
-    if step_up:
-        session = client.session
-        stepup.mark_verified(session)
-        session.save()
-    return client
 
 
 def saml_post(xml: str, **extra):

@@ -199,3 +199,17 @@ def _safe_target(request: HttpRequest, next_url: str) -> str:
     if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         return next_url
     return app_settings.LOGIN_REDIRECT_URL
+
+
+def unavailable(request: HttpRequest, connection: SsoConnection, *, configured: bool,
+                missing: str) -> HttpResponse | None:
+    """The refusal page when ``connection`` cannot be used now (disabled, org off the enterprise plan, or not
+    ``configured`` — ``missing`` says what, for the audit record), else None. Shared by both protocols."""
+    if not connection.enabled:
+        return sso_failed(request, org=connection.org, connection=connection, reason="connection_disabled")
+    if not connection.org.is_enterprise:
+        return sso_failed(request, org=connection.org, connection=connection, reason="not_enterprise")
+    if not configured:
+        return sso_failed(request, org=connection.org, connection=connection, reason="not_configured",
+                          detail=missing)
+    return None

@@ -24,7 +24,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 
 from twig_auth.mfa.middleware import mfa_exempt
-from twig_auth.sso.login import SsoIdentity, sso_failed
+from twig_auth.sso.login import SsoIdentity, sso_failed, unavailable
 from twig_auth.sso.models import OidcProvider, Protocol, SsoConnection
 
 logger = logging.getLogger("twig_auth.sso")
@@ -110,14 +110,9 @@ def oidc_connection(org_slug: str, connection_id: str = "") -> SsoConnection:
 
 
 def _unavailable(request: HttpRequest, connection: SsoConnection) -> HttpResponse | None:
-    if not connection.enabled:
-        return sso_failed(request, org=connection.org, connection=connection, reason="connection_disabled")
-    if not connection.org.is_enterprise:
-        return sso_failed(request, org=connection.org, connection=connection, reason="not_enterprise")
-    if not connection.oidc_client_id or (allauth_provider(connection) == connection.pk and not connection.oidc_issuer):
-        return sso_failed(request, org=connection.org, connection=connection, reason="not_configured",
-                          detail="No client id or issuer.")
-    return None
+    configured = bool(connection.oidc_client_id) and (allauth_provider(connection) != connection.pk
+                                                      or bool(connection.oidc_issuer))
+    return unavailable(request, connection, configured=configured, missing="No client id or issuer.")
 
 
 @method_decorator([mfa_exempt, never_cache], name="dispatch")

@@ -28,7 +28,7 @@ from djangosaml2.overrides import Saml2Client
 
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.sso import saml_config
-from twig_auth.sso.login import SsoIdentity, complete_sso_login, sso_failed
+from twig_auth.sso.login import SsoIdentity, complete_sso_login, sso_failed, unavailable
 from twig_auth.sso.models import Protocol, SsoConnection
 
 logger = logging.getLogger("twig_auth.sso")
@@ -78,14 +78,7 @@ def saml_connection(org_slug: str) -> SsoConnection:
 
 def _unavailable(request: HttpRequest, connection: SsoConnection) -> HttpResponse | None:
     """The refusal page when the connection cannot be used now, else None."""
-    if not connection.enabled:
-        return sso_failed(request, org=connection.org, connection=connection, reason="connection_disabled")
-    if not connection.org.is_enterprise:
-        return sso_failed(request, org=connection.org, connection=connection, reason="not_enterprise")
-    if not connection.idp_metadata_xml:
-        return sso_failed(request, org=connection.org, connection=connection, reason="not_configured",
-                          detail="No IdP metadata.")
-    return None
+    return unavailable(request, connection, configured=bool(connection.idp_metadata_xml), missing="No IdP metadata.")
 
 
 class _ConnectionConfig:

@@ -133,9 +133,21 @@ def _results(allowed: bool, items: Items, tokens: Sequence[float], now_ms: float
     when admitted, the bucket with the fewest tokens left (then the smallest one)."""
     per_bucket = [_result(allowed or left >= cost, rate, left, now_ms, cost)
                   for (_key, rate), left in zip(items, tokens, strict=True)]
-    if allowed:
-        return min(per_bucket, key=lambda r: (r.remaining, r.limit))
-    return max((r for r in per_bucket if not r.allowed), key=lambda r: r.retry_after)
+    return binding(per_bucket)
+
+
+def binding(results: Sequence[BucketResult]) -> BucketResult:
+    """Of the results of one request's buckets, the one whose headers it carries: when any refused, the one
+    that frees up last; else the one with the fewest tokens left (then the smallest bucket)."""
+    refused = [r for r in results if not r.allowed]
+    if refused:
+        return max(refused, key=lambda r: r.retry_after)
+    return min(results, key=lambda r: (r.remaining, r.limit))
+
+
+def _reply_result(reply: Sequence[Any], items: Items, cost: int) -> BucketResult:
+    """The result of the script's reply ``{gate, taken, now_ms, tokens...}``."""
+    return _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
 
 
 def _args(items: Items, cost: int) -> list[Any]:
@@ -174,7 +186,7 @@ class RedisBucket:
         if not items:
             raise ValueError("take_all needs at least one bucket")
         reply = self._run([k for k, _r in items], ["0", "", cost, *_args(items, cost)])
-        return _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
+        return _reply_result(reply, items, cost)
 
     def take_gated(self, gate: str, negative: bytes, items: Items, cost: int = 1, *,
                    when: str = "present") -> tuple[bytes | None, BucketResult | None]:
@@ -189,7 +201,7 @@ class RedisBucket:
         raw = reply[0] or None
         if int(reply[1]) < 0:
             return raw, None
-        return raw, _results(bool(int(reply[1])), items, [float(t) for t in reply[3:]], float(reply[2]), cost)
+        return raw, _reply_result(reply, items, cost)
 
 
 class LocalBucket:

@@ -139,7 +139,6 @@ def refused(group: str, result: BucketResult) -> RateLimited:
 
 
 def binding(first: BucketResult | None, second: BucketResult) -> BucketResult:
-    """Of two admitted results of one request, return the one whose headers it should carry (fewest left)."""
-    if first is None or not second.allowed:
-        return second
-    return min(first, second, key=lambda r: (r.remaining, r.limit))
+    """Of two results of one request (the sign-in and then the code buckets), the one whose headers it carries
+    (:func:`twig_auth.ratelimit.bucket.binding`)."""
+    return second if first is None else bucket.binding([first, second])

@@ -57,11 +57,21 @@ def check_password_login(membership: Membership | None, *, next_url: str = "") -
     ``membership`` enforces SSO and the member is not a break-glass role; else say whether break-glass applied."""
     if membership is None or not enforces_sso(membership.org):
         return PasswordLogin()
-    if membership.role in (app_settings.SSO_BREAK_GLASS_ROLES or ()):
+    if is_break_glass(membership):
         return PasswordLogin(break_glass=True)
-    connection = enabled_connection(membership.org)
+    raise sso_required(membership.org, next_url)
+
+
+def is_break_glass(membership: Membership) -> bool:
+    """Whether the member's role may still use a password in an org that enforces SSO."""
+    return membership.role in (app_settings.SSO_BREAK_GLASS_ROLES or ())
+
+
+def sso_required(org: Organization, next_url: str = "", detail: str | None = None) -> SsoRequired:
+    """The :class:`SsoRequired` error for ``org``, with ``sso_url`` when it has an enabled connection."""
+    connection = enabled_connection(org)
     extra = {"sso_url": start_url(connection, next_url)} if connection is not None else {}
-    raise SsoRequired(**extra)
+    return SsoRequired(detail, **extra)
 
 
 SSO_ORG_KEY = "twig_sso_org"  # session: the org this session signed in to through its SSO connection
@@ -71,9 +81,7 @@ def session_may_enter(session: Any, membership: Membership) -> bool:
     """Whether a signed-in session may act in ``membership``'s org: always, unless the org enforces SSO, the
     session did not sign in to it through SSO, and the member is not a break-glass role. Closes the side door
     of signing in with a password to an org that allows it, then switching to one that enforces SSO."""
-    if not enforces_sso(membership.org):
-        return True
-    if membership.role in (app_settings.SSO_BREAK_GLASS_ROLES or ()):
+    if not enforces_sso(membership.org) or is_break_glass(membership):
         return True
     return session.get(SSO_ORG_KEY) == membership.org_id
 
@@ -82,7 +90,5 @@ def require_session_may_enter(session: Any, membership: Membership) -> None:
     """Raise :class:`SsoRequired` (with ``sso_url``) when :func:`session_may_enter` says no."""
     if session_may_enter(session, membership):
         return
-    connection = enabled_connection(membership.org)
-    extra = {"sso_url": start_url(connection)} if connection is not None else {}
-    raise SsoRequired(f"{membership.org.name} signs in with single sign-on. Sign in with SSO to work in it.",
-                      **extra)
+    raise sso_required(membership.org,
+                       detail=f"{membership.org.name} signs in with single sign-on. Sign in with SSO to work in it.")

@@ -37,7 +37,7 @@ from twig_auth.audit.services import record
 from twig_auth.authz.decisions import AuthzDecision, authorize, has_permission, require
 from twig_auth.authz.matrix import ROLE_PERMISSIONS, Permission
 from twig_auth.contrib.rest_framework.exceptions import DomainAPIException
-from twig_auth.contrib.rest_framework.permissions import IsOrgMember, request_membership
+from twig_auth.contrib.rest_framework.permissions import IsOrgMember, MemberCheck, request_membership
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import NotFound, PermissionDenied
 from twig_auth.orgs.roles import ROLE_RANK, Role
@@ -84,19 +84,12 @@ def is_probe(request: Request) -> bool:
     return request.method != getattr(request._request, "method", request.method)
 
 
-class PermissionRequired(IsOrgMember):
+class PermissionRequired(MemberCheck):
     """Allow members whose role holds :attr:`permission` (for :attr:`methods` only, when set)."""
 
     permission: ClassVar[str]
-    methods: ClassVar[frozenset[str] | None] = None
 
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not super().has_permission(request, view):
-            return False
-        if self.methods is not None and request.method not in self.methods:
-            return True
-        membership = request_membership(request)
-        assert membership is not None
+    def allows(self, request: Request, membership: Any) -> bool:
         if has_permission(membership, self.permission):
             return True
         self.message = permission_message(self.permission)

@@ -73,14 +73,10 @@ class IsOrgMember(BasePermission):
         return request_membership(request) is not None
 
 
-class RoleAtLeast(IsOrgMember):
-    """Allow members whose role is at least :attr:`minimum`.
+class MemberCheck(IsOrgMember):
+    """A member of the request's org who also passes :meth:`allows`, for :attr:`methods` only when set (the
+    other methods are open to every member). Subclasses implement :meth:`allows` and set ``message``."""
 
-    Override :attr:`minimum` (a :class:`~twig_auth.orgs.roles.Role`) and, to guard only some HTTP methods,
-    :attr:`methods`; the other methods are open to every member.
-    """
-
-    minimum: ClassVar[str] = Role.USER
     methods: ClassVar[frozenset[str] | None] = None
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -90,6 +86,22 @@ class RoleAtLeast(IsOrgMember):
             return True
         membership = request_membership(request)
         assert membership is not None
+        return self.allows(request, membership)
+
+    def allows(self, request: Request, membership: Membership) -> bool:
+        raise NotImplementedError
+
+
+class RoleAtLeast(MemberCheck):
+    """Allow members whose role is at least :attr:`minimum`.
+
+    Override :attr:`minimum` (a :class:`~twig_auth.orgs.roles.Role`) and, to guard only some HTTP methods,
+    :attr:`methods`; the other methods are open to every member.
+    """
+
+    minimum: ClassVar[str] = Role.USER
+
+    def allows(self, request: Request, membership: Membership) -> bool:
         if role_at_least(membership.role, self.minimum):
             return True
         self.message = f"This action needs the {Role(self.minimum).label.lower()} role or above."

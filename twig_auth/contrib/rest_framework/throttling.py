@@ -48,7 +48,7 @@ def principal_of(request: Request) -> tuple[str, Any] | None:
     auth = request.auth
     if isinstance(auth, KeyPrincipal):
         _learn_key_org(auth)
-        return f"k:{auth.key_id}", auth.org_id
+        return key_principal(auth.key_id), auth.org_id
     user = request.user
     if not getattr(user, "is_authenticated", False):
         return None
@@ -67,41 +67,42 @@ _key_orgs: dict[str, Any] = {}
 KEY_ORGS_MAX = 10_000
 
 
-class KeyBuckets:
-    """The buckets an API-key request of one scope class draws from, handed to the key check so that the
-    check and the take share one Redis round trip
-    (:func:`~twig_auth.apikeys.verification.authenticate_key_and_take`)."""
+class _ScopeBuckets:
+    """The bucket a request of one scope class draws from, handed to the credential check so that the check
+    and the take share one Redis round trip; :meth:`_keep` leaves the token taken there for the throttle."""
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
+
+    def _items(self, principal: str, org_id: Any) -> list[tuple[str, Any]]:
+        return [(bucket.bucket_key(principal, self.scope), limits_for(org_id, self.scope))]
+
+    def _keep(self, request: Request, principal: str, result: BucketResult | None) -> None:
+        if result is not None:
+            setattr(request._request, PRETAKEN_ATTR, (principal, self.scope, result))
+
+
+class KeyBuckets(_ScopeBuckets):
+    """For an API key (:func:`~twig_auth.apikeys.verification.authenticate_key_and_take`)."""
 
     def __call__(self, key_id: str) -> list[tuple[str, Any]] | None:
         if key_id not in _key_orgs:
             return None  # first request of this key in this process: verify, then take separately
-        return [(bucket.bucket_key(f"k:{key_id}", self.scope), limits_for(_key_orgs[key_id], self.scope))]
+        return self._items(key_principal(key_id), _key_orgs[key_id])
 
     def keep(self, request: Request, principal: KeyPrincipal, result: BucketResult | None) -> None:
-        """Leave the token taken during the key check for the throttle of this request."""
-        if result is not None:
-            setattr(request._request, PRETAKEN_ATTR, (f"k:{principal.key_id}", self.scope, result))
+        self._keep(request, key_principal(principal.key_id), result)
 
 
-class MemberBuckets:
-    """The bucket an access-token request of one scope class draws from, handed to the token check so that
-    the family's revocation marker and the member's bucket share one Redis round trip
+class MemberBuckets(_ScopeBuckets):
+    """For an access token: the family's revocation marker and the member's bucket
     (:func:`~twig_auth.tokens.verification.authenticate_access_token_and_take`)."""
 
-    def __init__(self, scope: str) -> None:
-        self.scope = scope
-
     def __call__(self, principal: Any) -> list[tuple[str, Any]]:
-        return [(bucket.bucket_key(member_principal(principal.user_id, principal.org_id), self.scope),
-                 limits_for(principal.org_id, self.scope))]
+        return self._items(member_principal(principal.user_id, principal.org_id), principal.org_id)
 
     def keep(self, request: Request, principal: Any, result: BucketResult | None) -> None:
-        if result is not None:
-            setattr(request._request, PRETAKEN_ATTR,
-                    (member_principal(principal.user_id, principal.org_id), self.scope, result))
+        self._keep(request, member_principal(principal.user_id, principal.org_id), result)
 
 
 def _scope_if_throttled(request: Request) -> str | None:
@@ -121,6 +122,11 @@ def member_buckets(request: Request) -> MemberBuckets | None:
     """The :class:`MemberBuckets` of this request when its view is limited by :class:`ScopeRateThrottle`."""
     scope = _scope_if_throttled(request)
     return None if scope is None else MemberBuckets(scope)
+
+
+def key_principal(key_id: str) -> str:
+    """The bucket principal of an API key: ``k:<key id>``."""
+    return f"k:{key_id}"
 
 
 def member_principal(user_id: Any, org_id: Any) -> str:

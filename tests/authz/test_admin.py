@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from twig_auth.audit.models import AuditEvent
 from twig_auth.authz import services
@@ -94,8 +95,8 @@ def test_an_sod_conflict_shows_on_the_grant_form(admin_client, org, alice):
 def test_deleting_a_grant_revokes_it(admin_client, org, alice):
     grant = services.grant_permission(org=org, resource_type="agent", resource_id="*", action="view",
                                       user=alice.user, context=SYSTEM)
-    assert admin_client.get(f"/admin/twig_auth/grant/{grant.pk}/change/").status_code == 200  # read-only view
-    response = admin_client.post(f"/admin/twig_auth/grant/{grant.pk}/delete/", {"post": "yes"})
+    assert admin_client.get(f"/admin/twig_auth/grant/{quote(grant.pk)}/change/").status_code == 200  # read-only view
+    response = admin_client.post(f"/admin/twig_auth/grant/{quote(grant.pk)}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Grant.objects.exists()
     assert AuditEvent.objects.get(event="PERMISSION_REVOKED").details["grant"] == grant.pk
@@ -104,7 +105,7 @@ def test_deleting_a_grant_revokes_it(admin_client, org, alice):
 def test_grants_cannot_be_edited_in_place(admin_client, org, alice):
     grant = services.grant_permission(org=org, resource_type="agent", resource_id="*", action="view",
                                       user=alice.user, context=SYSTEM)
-    admin_client.post(f"/admin/twig_auth/grant/{grant.pk}/change/", grant_form(org, action="manage",
+    admin_client.post(f"/admin/twig_auth/grant/{quote(grant.pk)}/change/", grant_form(org, action="manage",
                                                                                 user=alice.user_id))
     assert Grant.objects.get().action == "view"
 
@@ -131,7 +132,7 @@ def test_policy_add_change_enable_disable_and_delete_are_audited(admin_client, o
     assert response.status_code == 302, page_text(response)[:2000]
     policy = Policy.objects.get()
     assert policy.enabled and policy.document["policy"]["effect"] == "deny"
-    url = f"/admin/twig_auth/policy/{policy.pk}/change/"
+    url = f"/admin/twig_auth/policy/{quote(policy.pk)}/change/"
     assert admin_client.get(url).status_code == 200
     response = admin_client.post(url, policy_form(org, name="Users may not use agents", description="why"))
     assert response.status_code == 302, page_text(response)[:2000]
@@ -142,7 +143,7 @@ def test_policy_add_change_enable_disable_and_delete_are_audited(admin_client, o
     admin_client.post("/admin/twig_auth/policy/", {"action": "enable", "_selected_action": [policy.pk]})
     assert Policy.objects.get().enabled is True
     assert AuditEvent.objects.filter(event="POLICY_UPDATED").count() == 3
-    admin_client.post(f"/admin/twig_auth/policy/{policy.pk}/delete/", {"post": "yes"})
+    admin_client.post(f"/admin/twig_auth/policy/{quote(policy.pk)}/delete/", {"post": "yes"})
     assert not Policy.objects.exists() and AuditEvent.objects.filter(event="POLICY_DELETED").count() == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from twig_auth.audit.models import AuditEvent
 from twig_auth.sso import domains
@@ -62,16 +63,16 @@ def test_the_client_secret_is_written_but_never_shown(admin_client, org):
     assert response.status_code == 302
     connection = SsoConnection.objects.get()
     assert connection.oidc_client_secret == SECRET and connection.client_secret_status == "set"
-    change = admin_client.get(f"/admin/twig_auth/ssoconnection/{connection.pk}/change/").content.decode()
+    change = admin_client.get(f"/admin/twig_auth/ssoconnection/{quote(connection.pk)}/change/").content.decode()
     listing = admin_client.get("/admin/twig_auth/ssoconnection/").content.decode()
     assert SECRET not in change and SECRET not in listing
     assert ">set<" in change.replace("\n", "").replace(" ", "") or "set</div>" in change
     # saving again without a new secret keeps it; the clear box removes it
-    admin_client.post(f"/admin/twig_auth/ssoconnection/{connection.pk}/change/",
+    admin_client.post(f"/admin/twig_auth/ssoconnection/{quote(connection.pk)}/change/",
                       form(org, name="Google 2", protocol="oidc", oidc_provider="google", oidc_client_id="client-1"))
     connection.refresh_from_db()
     assert connection.name == "Google 2" and connection.oidc_client_secret == SECRET
-    admin_client.post(f"/admin/twig_auth/ssoconnection/{connection.pk}/change/",
+    admin_client.post(f"/admin/twig_auth/ssoconnection/{quote(connection.pk)}/change/",
                       form(org, name="Google", protocol="oidc", oidc_provider="google", oidc_client_id="client-1",
                            clear_client_secret="on"))
     connection.refresh_from_db()

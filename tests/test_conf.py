@@ -39,8 +39,9 @@ def test_the_shipped_configuration_passes_every_check(debug):
 
 
 def test_invalid_values_fail_with_e001_naming_the_setting(debug, settings):
-    settings.TWIG_AUTH = {"API_MODE": "staging", "LOCKOUT_MAX_ATTEMPTS": 0, "LOGIN_IP_RATE": "lots",
-                          "TIMEZONE": "Nowhere/Land", "CLOCK": "no.such.module.now"}
+    settings.TWIG_AUTH = {"VAULT_KEYS": settings.TWIG_AUTH["VAULT_KEYS"], "API_MODE": "staging",
+                          "LOCKOUT_MAX_ATTEMPTS": 0, "LOGIN_IP_RATE": "lots", "TIMEZONE": "Nowhere/Land",
+                          "CLOCK": "no.such.module.now"}
     messages = check_settings()
     assert ids(messages) == {"twig_auth.E001"}
     text = " ".join(m.msg for m in messages)
@@ -50,7 +51,7 @@ def test_invalid_values_fail_with_e001_naming_the_setting(debug, settings):
 
 
 def test_unknown_keys_warn_with_w001(debug, settings):
-    settings.TWIG_AUTH = {"LOCKOUT_ATTEMPTS": 3}
+    settings.TWIG_AUTH = {"VAULT_KEYS": settings.TWIG_AUTH["VAULT_KEYS"], "LOCKOUT_ATTEMPTS": 3}
     assert ids(check_settings()) == {"twig_auth.W001"}
 
 

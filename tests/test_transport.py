@@ -22,6 +22,7 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "twig.example.com",
     # Production runs on Redis (twig_auth.W002 warns otherwise); the check reads settings, it connects to nothing.
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "TWIG_VAULT_KEYS": "1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
 }
 
 
@@ -59,6 +60,12 @@ def test_production_refuses_to_start_without_a_secret_key():
     done = run("manage.py", "check", "--deploy", DJANGO_SECRET_KEY=None)
     assert done.returncode != 0
     assert "needs DJANGO_SECRET_KEY" in done.stdout + done.stderr
+
+
+def test_production_refuses_to_start_without_vault_keys():
+    done = run("manage.py", "check", "--deploy", TWIG_VAULT_KEYS=None)
+    assert done.returncode != 0
+    assert "needs TWIG_VAULT_KEYS" in done.stdout + done.stderr
 
 
 @pytest.mark.django_db

@@ -4,7 +4,9 @@ cache missing in production (DEBUG off), E005 django-otp apps missing from INSTA
 middleware missing or placed before authentication, E007 the IP allowlist middleware missing or placed before
 authentication or the MFA middleware, W003 the SAML service-provider key settings unusable (unreadable, not
 PEM, key and certificate not a pair, expired, or SSO_BASE_URL missing), E008 djangosaml2 installed without its
-SAML session middleware (the ACS could never find its outstanding requests)."""
+SAML session middleware (the ACS could never find its outstanding requests), E009 no VAULT_KEYS (secrets held
+for users could not be encrypted), E010 an encrypted field on a model whose primary key has no default (from
+the field's own check)."""
 
 from __future__ import annotations
 
@@ -82,6 +84,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     for problem in sp_settings_problems():  # settings and files only: no database access in checks
         messages.append(checks.Warning(f"SAML service provider: {problem}", id="twig_auth.W003",
                                        hint="SAML sign-in cannot work until this is fixed (docs/settings.md)."))
+    if not app_settings.VAULT_KEYS:
+        messages.append(checks.Error(
+            'TWIG_AUTH["VAULT_KEYS"] is empty: provider keys, connector OAuth tokens and SSO client secrets '
+            "cannot be encrypted.", id="twig_auth.E009",
+            hint='Run `python manage.py twig_vault_keygen` and put the line it prints in TWIG_AUTH["VAULT_KEYS"] '
+                 "(from the environment, never from the repository)."))
     return messages
 
 

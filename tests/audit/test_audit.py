@@ -58,6 +58,13 @@ def test_redaction_filter_masks_log_lines():
     assert redact_text('{"password": "p@ss", "user": "ann"}') == '{"password": [redacted], "user": "ann"}'
 
 
+def test_provider_keys_and_vault_tokens_are_redacted_wherever_they_appear():
+    line = ("calling openai with sk-proj-Abc123def456GHI789 then anthropic sk-ant-api03-ZZZ_yyy-000111222 "
+            "stored tv1.2.q9Jc_x-AAAAAAAAAAAAAAAAAAAA done; mask sk-…abcd stays")
+    assert redact_text(line) == ("calling openai with [redacted] then anthropic [redacted] stored [redacted] done; "
+                                 "mask sk-…abcd stays")
+
+
 @pytest.mark.django_db
 def test_no_password_reaches_an_audit_record_or_a_log_line(client, make_user, caplog):
     make_user("ann@example.test")

@@ -15,13 +15,19 @@ _PAIR = re.compile(
 )
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-~+/=]+", re.I)
 _TWIG_KEY = re.compile(r"twigsk_(live|test)_[A-Za-z0-9_]+")
+# provider keys (OpenAI sk-…, sk-proj-…, Anthropic sk-ant-…) and vault tokens, wherever they appear
+_PROVIDER_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{12,}")
+_VAULT_TOKEN = re.compile(r"\btv1\.[0-9]{1,10}\.[A-Za-z0-9_\-]{16,}")
 REDACTED = "[redacted]"
 
 
 def redact_text(text: str) -> str:
-    """Return ``text`` with values of sensitive-looking pairs, bearer tokens and API keys masked."""
+    """Return ``text`` with values of sensitive-looking pairs, bearer tokens, API keys (ours and providers') and
+    vault ciphertexts masked."""
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _PAIR.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _PROVIDER_KEY.sub(REDACTED, text)
+    text = _VAULT_TOKEN.sub(REDACTED, text)
     return _TWIG_KEY.sub(REDACTED, text)
 
 

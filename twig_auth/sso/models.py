@@ -13,6 +13,7 @@ from twig_auth.core import clock
 from twig_auth.core.crypto import opaque_id, random_base62
 from twig_auth.orgs.policy import DOMAIN_RE
 from twig_auth.orgs.roles import Role
+from twig_auth.vault.fields import EncryptedTextField, has_value
 
 TOKEN_LENGTH = 32
 
@@ -89,8 +90,8 @@ class SsoConnection(models.Model):
     """One org's identity provider, SAML or OIDC.
 
     ``oidc_client_secret`` is a secret held for the org: it is written, never shown back (the admin and any
-    serializer say only "set" / "not set"). It is stored as given for now; the vault issue encrypts it at
-    rest (AES-256-GCM with versioned keys) without changing this model's interface.
+    serializer say only "set" / "not set"), and encrypted at rest by the vault (AES-256-GCM, bound to this row
+    and org).
     """
 
     id = models.CharField(primary_key=True, max_length=32, default=new_connection_id, editable=False)
@@ -123,7 +124,7 @@ class SsoConnection(models.Model):
     oidc_issuer = models.URLField(max_length=500, blank=True,
                                   help_text="Issuer (discovery base URL, /.well-known/openid-configuration).")
     oidc_client_id = models.CharField(max_length=255, blank=True)
-    oidc_client_secret = models.CharField(max_length=1000, blank=True)
+    oidc_client_secret = EncryptedTextField(blank=True)
 
     class Meta:
         db_table = "twig_sso_connections"
@@ -159,7 +160,7 @@ class SsoConnection(models.Model):
                 missing["oidc_provider"] = "Choose the provider."
             if not self.oidc_client_id:
                 missing["oidc_client_id"] = "Enter the client id."
-            if not self.oidc_client_secret:  # not a form field (write-only), hence a non-field error
+            if not has_value(self, "oidc_client_secret"):  # not a form field (write-only), hence a non-field error
                 missing[NON_FIELD_ERRORS] = "Enter the client secret before enabling."
             if self.oidc_provider in (OidcProvider.OKTA, OidcProvider.ONELOGIN, OidcProvider.CUSTOM) \
                     and not self.oidc_issuer:
@@ -170,7 +171,7 @@ class SsoConnection(models.Model):
     @property
     def client_secret_status(self) -> str:
         """What the UI may say about the OIDC client secret: never more than this."""
-        return "set" if self.oidc_client_secret else "not set"
+        return "set" if has_value(self, "oidc_client_secret") else "not set"
 
     @property
     def certificate_expiry(self) -> dt.datetime | None:

@@ -22,6 +22,25 @@ from django.utils.module_loading import import_string
 from twig_auth.ratelimit.rates import DEFAULT_RATE_LIMITS, Rate, validate_rate_limits
 
 
+def _vault_keys(value: Any) -> str | None:
+    from twig_auth.vault.keys import validate_keys
+
+    return validate_keys(value)
+
+
+def _connector_providers(value: Any) -> str | None:
+    from twig_auth.connectors.providers import validate_providers
+
+    return validate_providers(value)
+
+
+def _connector_redirect_uri(value: Any) -> str | None:
+    """None, or the absolute callback URL registered at the providers (https; http only for localhost)."""
+    from twig_auth.connectors.providers import url_problem
+
+    return None if value is None else url_problem(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One entry of ``TWIG_AUTH``: its default, what it does, and how to validate it."""
@@ -300,6 +319,23 @@ SETTINGS: tuple[Setting, ...] = (
             "Roles whose members may still sign in with a password (and their second factor) when their org "
             "enforces SSO, so a broken IdP cannot lock everyone out; each such login is audited as break-glass.",
             _roles),
+    Setting("VAULT_KEYS", [],
+            "AES-256 keys that encrypt secrets held for users (provider keys, OAuth tokens, client secrets), as "
+            "\"<version>:<base64 of 32 bytes>\" strings; the first encrypts, every one decrypts. Required "
+            "(check twig_auth.E009); `manage.py twig_vault_keygen` prints a new one.", _vault_keys),
+    Setting("CONNECTOR_PROVIDERS", {},
+            "OAuth 2.0 providers of connectors, slug -> {name, authorization_endpoint, token_endpoint, "
+            "revocation_endpoint, client_id, client_secret, scopes, token_endpoint_auth_method "
+            "(client_secret_basic|client_secret_post), authorize_params, api_probe_url}; each entry is merged over "
+            "the built-in google_drive and slack defaults (vendor endpoints, no client id: not configured).",
+            _connector_providers),
+    Setting("CONNECTOR_REDIRECT_URI", None,
+            "Callback URL registered at connector providers; None: SSO_BASE_URL + /connectors/callback/, or the "
+            "request's own origin when SSO_BASE_URL is unset.", _connector_redirect_uri),
+    Setting("CONNECTOR_HTTP_TIMEOUT", 10, "Seconds a call to a connector provider (token, revoke, API) may take.",
+            _int_range(1, 120)),
+    Setting("CONNECTOR_REFRESH_LEEWAY_SECONDS", 60,
+            "Refresh a connector's access token when it expires within this many seconds.", _int_range(0, 3600)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -364,6 +400,9 @@ def _reload(*, setting: str, **kwargs: Any) -> None:
         from twig_auth.mfa import sms
 
         sms.reset()
+        from twig_auth.vault import keys
+
+        keys.reset()
 
 
 def settings_reference_markdown() -> str:

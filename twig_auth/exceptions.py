@@ -162,3 +162,32 @@ class SsoRequired(TwigAuthError):
 
     code = "sso_required"
     default_detail = "Your organization signs in with single sign-on. Sign in with SSO instead of a password."
+
+
+class DecryptionFailed(TwigAuthError):
+    """A stored secret could not be decrypted: its key version is not configured, or the ciphertext was moved
+    to another row or altered. ``key_version`` (in ``extra``) names the key when the token is readable."""
+
+    code = "decryption_failed"
+    default_detail = "A stored secret could not be decrypted."
+
+
+class NotConnected(TwigAuthError):
+    """A connector was asked for a token but was never connected (or was disconnected)."""
+
+    code = "not_connected"
+    default_detail = "This data source is not connected. Connect it first."
+
+
+class ConnectionFailed(TwigAuthError):
+    """The provider refused the connector's refresh token (revoked, expired): only a reconnection helps."""
+
+    code = "connection_failed"
+    default_detail = "The connection to the provider no longer works. Reconnect the data source."
+
+
+class ConnectorUnavailable(TwigAuthError):
+    """The provider could not be reached or failed (network, timeout, 5xx); the connection itself is kept."""
+
+    code = "connector_unavailable"
+    default_detail = "The provider could not be reached. Try again in a moment."

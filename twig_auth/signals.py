@@ -36,3 +36,10 @@ mfa_enrolled = Signal()
 mfa_removed = Signal()
 # A second factor was verified. Arguments: user, method ("totp" | "sms" | "recovery"), purpose, context.
 mfa_verified = Signal()
+# An org's external provider key was added, replaced or deleted. Arguments: key (an ExternalApiKey: show
+# key.masked, never key.secret), action ("added"|"replaced"|"deleted"), context.
+external_key_changed = Signal()
+# A connector connection was stored (first time or again). Arguments: token (an OAuthToken), reconnected.
+connector_connected = Signal()
+# A connector connection was disconnected (its tokens revoked and deleted). Arguments: org, provider, subject.
+connector_disconnected = Signal()

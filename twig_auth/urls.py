@@ -28,6 +28,8 @@ urlpatterns = [
     path("settings/security/", include("twig_auth.netaccess.urls")),
     path("settings/access/", include("twig_auth.authz.urls")),
     path("settings/authentication/", include("twig_auth.sso.page_urls")),
+    path("settings/external-api-keys/", include("twig_auth.providerkeys.urls")),
     path("", include("twig_auth.mfa.urls")),
     path("sso/", include("twig_auth.sso.urls")),
+    path("connectors/", include("twig_auth.connectors.urls")),
 ]

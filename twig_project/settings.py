@@ -138,7 +138,26 @@ LOGIN_URL = "twig_auth:login"
 LOGIN_REDIRECT_URL = "/"
 PASSWORD_RESET_TIMEOUT = 60 * 60  # reset links expire after an hour (and are single use)
 
-TWIG_AUTH: dict = {"API_MODE": env("TWIG_API_MODE", "live")}
+
+
+def _vault_keys() -> list[str]:
+    """Keys that encrypt secrets held for users: ``TWIG_VAULT_KEYS`` ("<version>:<base64>", comma separated, newest
+    first). Production refuses to start without it; a development run derives one key from SECRET_KEY so the
+    demo works out of the box and its stored secrets survive restarts."""
+    configured = [k.strip() for k in env("TWIG_VAULT_KEYS", "").split(",") if k.strip()]
+    if configured or PRODUCTION:
+        if not configured:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured("TWIG_PRODUCTION=1 needs TWIG_VAULT_KEYS (python manage.py twig_vault_keygen).")
+        return configured
+    import base64
+    import hashlib
+
+    return ["1:" + base64.b64encode(hashlib.sha256(b"twig-vault-development:" + SECRET_KEY.encode()).digest()).decode()]
+
+
+TWIG_AUTH: dict = {"API_MODE": env("TWIG_API_MODE", "live"), "VAULT_KEYS": _vault_keys()}
 
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -164,6 +183,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+}
+
+# --- language models ("use my key") ---------------------------------------------------------------
+# Agents whose model uses Twig's key call these; agents using the org's own key call the same base URLs (a
+# custom endpoint: the URL stored with the key). An empty api_key: 503 provider_not_configured for Twig's key.
+TWIG_LLM = {
+    "openai": {"base_url": env("TWIG_OPENAI_BASE_URL", "https://api.openai.com/v1"),
+               "api_key": env("TWIG_OPENAI_API_KEY", "")},
+    "anthropic": {"base_url": env("TWIG_ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+                  "api_key": env("TWIG_ANTHROPIC_API_KEY", "")},
+    "timeout": float(env("TWIG_LLM_TIMEOUT", "30")),  # seconds to wait for an answer
+    "connect_timeout": float(env("TWIG_LLM_CONNECT_TIMEOUT", "5")),  # seconds to connect
+    "max_tokens": 1024,  # the reply cap Anthropic requires
 }
 
 # --- the rest --------------------------------------------------------------------------------------

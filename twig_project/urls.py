@@ -15,6 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("twig_auth.contrib.rest_framework.urls")),
     path("api/", include("twig_project.workspace.urls")),
+    path("agents/", include("twig_project.workspace.agent_page_urls")),
+    path("data-sources/", include("twig_project.workspace.source_page_urls")),
     # allauth's OIDC callbacks, unnamespaced (allauth reverses them by bare name); nothing else of allauth.
     path("sso/oidc/accounts/", include("twig_auth.sso.oidc_urls")),
     path("", include("twig_auth.urls")),

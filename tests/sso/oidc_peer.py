@@ -20,7 +20,7 @@ CUSTOM_ID = "sso_testcustomoidc01"
 OKTA_ID = "sso_testokta0000001"
 CALLBACKS = ("/sso/oidc/accounts/google/login/callback/", "/sso/oidc/accounts/microsoft/login/callback/",
              f"/sso/oidc/accounts/oidc/{CUSTOM_ID}/login/callback/",
-             f"/sso/oidc/accounts/oidc/{OKTA_ID}/login/callback/")
+             f"/sso/oidc/accounts/oidc/{OKTA_ID}/login/callback/", "/connectors/callback/")
 
 
 def free_port() -> int:
@@ -30,8 +30,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_op(log: Path, django_base: str, *, auto_login: bool = True) -> Iterator[str]:
-    """Start oidc-provider; yield its issuer URL; stop it (by its own pid) afterwards."""
+def run_op(log: Path, django_base: str, *, auto_login: bool = True,
+           extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start oidc-provider; yield its issuer URL; stop it (by its own pid) afterwards. ``extra_env``: more variables
+    of server.mjs (``ROTATE_RT``, ``AT_TTL``)."""
     node = shutil.which("node")
     if not node:
         pytest.fail("node is missing: apt-get install -y nodejs npm (scripts/test installs it).", pytrace=False)
@@ -40,7 +42,7 @@ def run_op(log: Path, django_base: str, *, auto_login: bool = True) -> Iterator[
                     pytrace=False)
     port = free_port()
     env = {**os.environ, "PORT": str(port), "AUTO_LOGIN": "1" if auto_login else "0",
-           "REDIRECT_URIS": ",".join(django_base + path for path in CALLBACKS)}
+           "REDIRECT_URIS": ",".join(django_base + path for path in CALLBACKS), **(extra_env or {})}
     with open(log, "w") as fh:
         process = subprocess.Popen([node, "server.mjs"], cwd=OIDC_DIR, env=env, stdout=fh, stderr=subprocess.STDOUT)
     t0 = time.perf_counter()

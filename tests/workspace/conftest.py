@@ -93,3 +93,40 @@ def grant(db: None) -> Callable[..., Grant]:
                                                context=RequestContext.system(), **grantee, **kw)
 
     return make
+
+
+# --- "use my key": the local model provider and the org's keys -------------------------------------------------
+
+PLATFORM_OPENAI_KEY = "sk-twig-platform-openai-0001"
+PLATFORM_ANTHROPIC_KEY = "sk-ant-twig-platform-0002"
+ORG_OPENAI_KEY = "sk-proj-acme-openai-secret-7f3abcd"
+ORG_ANTHROPIC_KEY = "sk-ant-api03-acme-secret-9q8wxyz"
+ORG_CUSTOM_KEY = "acme-custom-endpoint-secret-5566"
+
+
+@pytest.fixture
+def llm_peer(settings: Any) -> Any:
+    """The local OpenAI/Anthropic wire-format server (tests/peers/llm_server.py) as Twig's providers, knowing
+    Twig's platform keys and Acme's keys; short timeouts."""
+    from tests.peers.llm_server import run_llm_peer
+
+    with run_llm_peer(PLATFORM_OPENAI_KEY, PLATFORM_ANTHROPIC_KEY, ORG_OPENAI_KEY, ORG_ANTHROPIC_KEY,
+                      ORG_CUSTOM_KEY) as peer:
+        settings.TWIG_LLM = {"openai": {"base_url": peer.openai_url, "api_key": PLATFORM_OPENAI_KEY},
+                             "anthropic": {"base_url": peer.anthropic_url, "api_key": PLATFORM_ANTHROPIC_KEY},
+                             "timeout": 5, "connect_timeout": 2, "max_tokens": 512}
+        yield peer
+
+
+@pytest.fixture
+def org_key(db: None) -> Callable[..., Any]:
+    """``org_key(org, provider, secret=<Acme's key>, endpoint_url="")``: the org's external key, through the service."""
+    from twig_auth.providerkeys.services import save_external_key
+
+    defaults = {"openai": ORG_OPENAI_KEY, "anthropic": ORG_ANTHROPIC_KEY, "custom": ORG_CUSTOM_KEY}
+
+    def make(org: Organization, provider: str, secret: str | None = None, endpoint_url: str = "") -> Any:
+        return save_external_key(org=org, provider=provider, secret=secret or defaults[provider],
+                                 endpoint_url=endpoint_url, context=RequestContext.system())
+
+    return make

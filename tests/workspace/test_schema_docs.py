@@ -45,3 +45,18 @@ def test_docs_page_renders_without_a_cdn(client):
     assert "swagger-ui" in html and "/api/schema" in html
     assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+
+
+def test_schema_documents_the_model_setting_and_the_provider_errors(client):
+    schema = client.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+    assert set(components["AgentModel"]["properties"]) == {"provider", "name", "key"}
+    assert components["AgentModel"]["required"] == ["provider"]
+    model = components["Agent"]["properties"]["model"]
+    assert model.get("$ref", "").endswith("/AgentModel") or model["allOf"][0]["$ref"].endswith("/AgentModel")
+    assert set(components["InteractionModel"]["properties"]) == {"provider", "name", "paid_by", "key"}
+    assert "model" in components["Interaction"]["required"]
+    for path in ("/api/query", "/api/chat"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"200", "409", "502", "503", "504"} <= set(responses)
+        assert "provider_key_missing" in responses["409"]["description"]

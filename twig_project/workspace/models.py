@@ -15,6 +15,7 @@ NAME_MAX = 200
 DESCRIPTION_MAX = 2000
 INSTRUCTIONS_MAX = 20000
 QUESTION_MAX = 4000
+MODEL_NAME_MAX = 100
 
 
 def new_agent_id() -> str:
@@ -37,10 +38,37 @@ class OrgQuerySet(models.QuerySet):
         return self.filter(org=org)
 
 
+class ModelProvider(models.TextChoices):
+    """Who answers an agent's questions: the built-in FAQ engine or a language model provider."""
+
+    BUILTIN = "builtin", "Built-in answers"
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    CUSTOM = "custom", "Custom (OpenAI-compatible)"
+
+
+class KeySource(models.TextChoices):
+    """Whose API key pays for an agent's model calls."""
+
+    PLATFORM = "platform", "Twig's key"
+    ORG = "org", "The organization's key"
+
+
+class PaidBy(models.TextChoices):
+    """Who paid for one interaction."""
+
+    BUILTIN = "builtin", "Nobody (built-in answers)"
+    PLATFORM = "platform", "Twig's key"
+    ORG = "org", "The organization's key"
+
+
 class Agent(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         DEPLOYED = "deployed", "Deployed"
+
+    Provider = ModelProvider
+    KeySource = KeySource
 
     id = models.CharField(primary_key=True, max_length=32, default=new_agent_id, editable=False)
     org = models.ForeignKey("twig_auth.Organization", on_delete=models.CASCADE, related_name="agents")
@@ -50,6 +78,11 @@ class Agent(models.Model):
     config = models.JSONField(default=dict, blank=True,
                               help_text='Answer configuration, e.g. {"faq": {"refund": "…"}, "fallback": "…"}.')
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    # The model setting ("use my key"): builtin answers from ``config``; any other provider is called with
+    # Twig's key (TWIG_LLM) or the org's ExternalApiKey of that provider. Rules: twig_project.workspace.validation.
+    model_provider = models.CharField(max_length=20, choices=ModelProvider.choices, default=ModelProvider.BUILTIN)
+    model_name = models.CharField(max_length=MODEL_NAME_MAX, blank=True)
+    key_source = models.CharField(max_length=10, choices=KeySource.choices, default=KeySource.PLATFORM)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -64,6 +97,19 @@ class Agent(models.Model):
         db_table = "workspace_agents"
         ordering = ["-created_at", "id"]
         indexes = [models.Index(fields=["org", "-created_at"], name="workspace_agent_org_time")]
+        constraints = [
+            # builtin: no model name, nothing to pay; a model: named; a custom endpoint: only the org's key.
+            models.CheckConstraint(
+                condition=(models.Q(model_provider=ModelProvider.BUILTIN, model_name="",
+                                    key_source=KeySource.PLATFORM)
+                           | (models.Q(model_provider__in=[ModelProvider.OPENAI, ModelProvider.ANTHROPIC])
+                              & ~models.Q(model_name=""))
+                           | (models.Q(model_provider=ModelProvider.CUSTOM, key_source=KeySource.ORG)
+                              & ~models.Q(model_name=""))),
+                name="workspace_agent_model_setting",
+                violation_error_message="Built-in answers take no model name and Twig's key; other providers need a "
+                                        "model name; a custom endpoint needs the organization's key."),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -122,6 +168,14 @@ class Interaction(models.Model):
     input = models.JSONField(default=dict, blank=True,
                              help_text='{"question": …} for a query, {"messages": […]} for a chat.')
     answer = models.TextField(blank=True)
+    # Who answered and who paid: copied from the agent and the credential at the time of the call, so they
+    # stay true when the agent's setting or the org's key changes later.
+    provider = models.CharField(max_length=20, choices=ModelProvider.choices, default=ModelProvider.BUILTIN)
+    model_name = models.CharField(max_length=MODEL_NAME_MAX, blank=True)
+    paid_by = models.CharField(max_length=10, choices=PaidBy.choices, default=PaidBy.BUILTIN)
+    external_key = models.ForeignKey("twig_auth.ExternalApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", help_text="The organization's key that paid, if any.")
+    key_masked = models.CharField(max_length=32, blank=True, help_text="That key, masked (sk-…abcd).")
     created_at = models.DateTimeField(default=clock.now, editable=False)
 
     objects = OrgQuerySet.as_manager()

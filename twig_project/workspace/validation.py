@@ -1,4 +1,5 @@
-"""Checks of free-form JSON documents (agent and data source ``config``) before they reach the database.
+"""Checks of free-form JSON documents (agent and data source ``config``) before they reach the database, and the
+rules of an agent's model setting.
 
 PostgreSQL's ``jsonb`` refuses NUL characters and lone surrogates cannot be encoded as UTF-8; both would
 turn a bad request into a server error, so they are refused here, as are oversized or deeply nested documents.
@@ -7,6 +8,7 @@ turn a bad request into a server error, so they are refused here, as are oversiz
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,4 +86,49 @@ def agent_config_problems(config: Mapping[str, Any]) -> list[str]:
     fallback = config.get("fallback")
     if fallback is not None and not isinstance(fallback, str):
         problems.append('"fallback" must be text.')
+    return problems
+
+
+# --- the agent's model setting ("use my key") ---------------------------------------------------------------
+
+MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,99}")
+PROVIDERS = ("builtin", "openai", "anthropic", "custom")
+KEY_SOURCES = ("platform", "org")
+PROVIDER_LABELS = {"builtin": "Built-in answers", "openai": "OpenAI", "anthropic": "Anthropic",
+                   "custom": "Custom (OpenAI-compatible)"}
+
+
+def default_key_source(provider: str) -> str:
+    """Return the key a provider uses when none is named: a custom endpoint has only the org's key."""
+    return "org" if provider == "custom" else "platform"
+
+
+def model_setting_problems(provider: Any, name: Any, key: Any) -> dict[str, list[str]]:
+    """Return what is wrong with an agent's model setting, by part (``provider``, ``name``, ``key``).
+
+    ``builtin`` answers from the agent's FAQ: no model name, Twig's side ("platform"). Every other provider needs
+    a model name such as ``gpt-4o-mini`` or ``claude-3-5-haiku-latest``; a custom endpoint is reachable only with
+    the organization's own key (its URL is stored with that key).
+    """
+    problems: dict[str, list[str]] = {}
+    if not isinstance(provider, str) or provider not in PROVIDERS:
+        problems["provider"] = [f"Choose one of {', '.join(PROVIDERS)}."]
+    if not isinstance(name, str):
+        problems["name"] = ["Must be a string."]
+    if not isinstance(key, str) or key not in KEY_SOURCES:
+        problems["key"] = ['Choose "platform" (Twig\'s key) or "org" (your organization\'s key).']
+    if problems.get("provider") or problems.get("name"):
+        return problems
+    if provider == "builtin":
+        if name:
+            problems["name"] = ["Built-in answers use no model: leave the name empty."]
+        if key == "org":
+            problems["key"] = ['Built-in answers cost nothing: the key must be "platform".']
+        return problems
+    if not name:
+        problems["name"] = ["Name the model, e.g. gpt-4o-mini or claude-3-5-haiku-latest."]
+    elif not MODEL_NAME_RE.fullmatch(name):
+        problems["name"] = ["Use at most 100 letters, digits and . _ : / @ - (starting with a letter or digit)."]
+    if provider == "custom" and key == "platform":
+        problems["key"] = ['A custom endpoint is called only with your organization\'s key: use "org".']
     return problems

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.request import Request
@@ -27,7 +27,9 @@ from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.exceptions import InvalidInput, NotFound
 from twig_auth.orgs import policy
 from twig_auth.orgs import services as org_services
-from twig_project.workspace import permissions, services
+from twig_project.workspace import connections, permissions, services
+from twig_project.workspace.errors import as_api_error
+from twig_project.workspace.llm import LLMError
 from twig_project.workspace.models import Agent, DataSource
 from twig_project.workspace.serializers import (
     AgentReferenceField,
@@ -107,7 +109,8 @@ class AgentDetailView(AgentQuerysetMixin):
         return Response(AgentSerializer(self.get_agent(pk)).data)
 
     @extend_schema(request=AgentSerializer, responses=AgentSerializer,
-                   summary="Replace an agent's name, description, instructions and config (edit)")
+                   summary="Replace an agent's name, description, instructions and config, and its model if given "
+                           "(edit)")
     def put(self, request: Request, pk: str) -> Response:
         return self._update(request, pk, partial=False)
 
@@ -144,7 +147,8 @@ class AgentDeployView(AgentQuerysetMixin):
 
 class DataSourceQuerysetMixin(OrgAPIView):
     def sources(self) -> QuerySet[DataSource]:
-        return DataSource.objects.of_org(self.membership.org_id).select_related("created_by")
+        return connections.with_connection_status(
+            DataSource.objects.of_org(self.membership.org_id).select_related("created_by"))
 
     def get_source(self, pk: str) -> DataSource:
         """The data source ``pk`` of the org, if the request's action on it is allowed."""
@@ -197,7 +201,10 @@ class DataSourceDetailView(DataSourceQuerysetMixin):
 class DataSourceSyncView(DataSourceQuerysetMixin):
     permission_classes = [permissions.SyncAccess]
 
-    @extend_schema(request=None, responses=DataSourceSerializer, summary="Synchronize a data source (process)")
+    @extend_schema(request=None, responses=DataSourceSerializer,
+                   summary="Synchronize a data source (process); Google Drive and Slack call their provider with "
+                           "the connection's token: 409 not_connected or connection_failed (reconnect), 503 "
+                           "connector_unavailable")
     def post(self, request: Request, pk: str) -> Response:
         source = services.sync_data_source(source=self.get_source(pk), context=self.context())
         return Response(DataSourceSerializer(source).data)
@@ -251,25 +258,44 @@ class AskView(OrgAPIView):
         return data
 
 
+PROVIDER_ERROR = inline_serializer("ProviderError", fields={
+    "detail": drf_serializers.CharField(), "code": drf_serializers.CharField()})
+PROVIDER_ERRORS = {
+    409: OpenApiResponse(PROVIDER_ERROR, description="provider_key_missing: the agent uses your organization's key "
+                                                     "and it has none for the agent's provider."),
+    502: OpenApiResponse(PROVIDER_ERROR, description="provider_error: the provider refused the key or the request, "
+                                                     "failed, or answered something unreadable."),
+    503: OpenApiResponse(PROVIDER_ERROR, description="provider_not_configured: the agent uses Twig's key and this "
+                                                     "installation has none."),
+    504: OpenApiResponse(PROVIDER_ERROR, description="provider_timeout: the provider did not answer in time."),
+}
+
+
 @extend_schema(tags=["query"])
 class QueryView(AskView):
-    @extend_schema(request=QuerySerializer, responses=QueryAnswerSerializer,
+    @extend_schema(request=QuerySerializer, responses={200: QueryAnswerSerializer, **PROVIDER_ERRORS},
                    summary="Ask an agent a question (use)")
     def post(self, request: Request) -> Response:
         data = self.validated_request(QuerySerializer)
-        interaction = services.ask(org=self.membership.org, agent=data["agent"], question=data["question"],
-                                   context=self.context())
+        try:
+            interaction = services.ask(org=self.membership.org, agent=data["agent"], question=data["question"],
+                                       context=self.context())
+        except LLMError as exc:
+            raise as_api_error(exc) from None
         return Response({"answer": interaction.answer, "interaction_id": interaction.pk})
 
 
 @extend_schema(tags=["query"])
 class ChatView(AskView):
-    @extend_schema(request=ChatSerializer, responses=ChatReplySerializer,
+    @extend_schema(request=ChatSerializer, responses={200: ChatReplySerializer, **PROVIDER_ERRORS},
                    summary="Chat with an agent: it answers the last user message (use)")
     def post(self, request: Request) -> Response:
         data = self.validated_request(ChatSerializer)
-        interaction = services.chat(org=self.membership.org, agent=data["agent"], messages=data["messages"],
-                                    context=self.context())
+        try:
+            interaction = services.chat(org=self.membership.org, agent=data["agent"], messages=data["messages"],
+                                        context=self.context())
+        except LLMError as exc:
+            raise as_api_error(exc) from None
         return Response({"message": {"role": "assistant", "content": interaction.answer},
                          "interaction_id": interaction.pk})
 

@@ -111,4 +111,7 @@ provider.use(async (ctx, next) => {
 });
 
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
+// one line per token-endpoint grant (GRANT_ERROR when refused), so tests can count refreshes (tests/connectors)
+provider.on('grant.success', (ctx) => console.log(`GRANT ${ctx.oidc.params.grant_type}`));
+provider.on('grant.error', (ctx, err) => console.log(`GRANT_ERROR ${ctx.oidc?.params?.grant_type} ${err.error}`));
 provider.listen(PORT, '127.0.0.1', () => console.log(`READY ${ISSUER}/.well-known/openid-configuration`));

@@ -37,6 +37,10 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.RateLimited: 429,
     domain.IpNotAllowed: 403,
     domain.SsoRequired: 403,
+    domain.NotConnected: 409,
+    domain.ConnectionFailed: 409,
+    domain.ConnectorUnavailable: 503,
+    domain.DecryptionFailed: 500,
 }
 
 DRF_CODES: dict[type[drf.APIException], str] = {
@@ -127,6 +131,8 @@ def _domain_response(exc: domain.TwigAuthError) -> Response:
     if isinstance(exc, domain.InvalidInput):
         return invalid_response(exc.errors, None if exc.detail == exc.default_detail else exc.detail)
     status_code = _status_of(exc)
+    if status_code >= 500:
+        logger.error("API request failed: %s (%s)", exc.detail, exc.code)
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
     body.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list | bool)})
     response = Response(body, status=status_code)

@@ -197,3 +197,28 @@ def test_only_oauth_kinds_connect(web, org, configured, make_source):
 ])
 def test_return_paths_stay_on_this_site(value, expected):
     assert safe_return_path(value) == expected
+
+
+def test_two_first_connects_of_one_source_at_once_leave_one_connection(org, configured, make_source, monkeypatch):
+    from twig_auth.connectors import services
+    from twig_auth.connectors.grants import TokenSet
+    from twig_auth.connectors.providers import get_provider
+    from twig_auth.core.context import RequestContext
+
+    source, provider = make_source(org), get_provider("google_drive")
+    services.complete_connection(org=org, provider=provider, subject=source.pk, context=RequestContext.system(),
+                                 tokens=TokenSet(access_token="first-member-access", refresh_token="first-rt"))
+    real, reads = OAuthToken.objects.select_for_update, []
+
+    def read_before_the_other_insert_committed():
+        reads.append(1)
+        return real().none() if len(reads) == 1 else real()
+
+    monkeypatch.setattr(OAuthToken.objects, "select_for_update", read_before_the_other_insert_committed)
+    token = services.complete_connection(org=org, provider=provider, subject=source.pk,
+                                         context=RequestContext.system(),
+                                         tokens=TokenSet(access_token="second-member-access", refresh_token="rt2"))
+    assert len(reads) == 2  # the insert collided on the unique constraint, the retry updated the row
+    stored = OAuthToken.objects.get(subject=source.pk)
+    assert stored.pk == token.pk and stored.access_token == "second-member-access"
+    assert AuditEvent.objects.filter(event="CONNECTOR_CONNECTED", details__reconnected=True).count() == 1

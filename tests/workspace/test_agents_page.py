@@ -175,6 +175,23 @@ def test_a_provider_failure_is_shown_on_the_page_and_nothing_is_recorded(org, me
     assert Interaction.objects.count() == 0
 
 
+def test_asking_draws_from_the_members_execute_bucket_shared_with_the_api(org, members, make_agent, llm_peer,
+                                                                          settings):
+    settings.TWIG_AUTH = {**settings.TWIG_AUTH, "RATE_LIMITS": {"execute": "3/m"}}
+    agent = make_agent(org, "Support", model_provider="openai", model_name="gpt-4o-mini")
+    client = signed_in(members["manager"])
+    assert client.post(f"/agents/{agent.pk}/ask/", ask_post(agent, "one")).status_code == 302
+    assert client.post("/api/query", {"agent": agent.pk, "question": "two"},
+                       content_type="application/json").status_code == 200
+    assert client.post(f"/agents/{agent.pk}/ask/", ask_post(agent, "three")).status_code == 302
+    refused = client.post(f"/agents/{agent.pk}/ask/", ask_post(agent, "four"))
+    assert refused.status_code == 429
+    assert refused["X-RateLimit-Limit"] == "3" and refused["X-RateLimit-Remaining"] == "0"
+    assert int(refused["Retry-After"]) >= 1
+    assert "You are asking too often. Try again in" in text(refused)
+    assert len(llm_peer.requests) == 3 and Interaction.objects.count() == 3  # the refused ask called nobody
+
+
 def test_a_missing_org_key_is_explained(org, members, make_agent, llm_peer):
     agent = make_agent(org, "Support", model_provider="openai", model_name="gpt-4o-mini", key_source="org")
     client = signed_in(members["manager"])

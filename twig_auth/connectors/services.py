@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from twig_auth.audit.events import Event
@@ -56,11 +56,9 @@ def revoke_pair(provider: Provider | None, refresh: str, access: str) -> dict[st
     return outcome
 
 
-def complete_connection(*, org: Any, provider: Provider, subject: str, tokens: TokenSet,
-                        context: RequestContext) -> OAuthToken:
-    """Store ``tokens`` as the connection of ``subject`` (replacing an earlier one, whose tokens are then
-    revoked) and audit ``CONNECTOR_CONNECTED``."""
-    now = clock.now()
+def _store_connection(*, org: Any, provider: Provider, subject: str, tokens: TokenSet, context: RequestContext,
+                      now: dt.datetime) -> tuple[OAuthToken, bool, tuple[str, str]]:
+    """Insert or update the connection row and audit it, in one transaction (see :func:`complete_connection`)."""
     with transaction.atomic():
         token = (OAuthToken.objects.select_for_update()
                  .filter(org=org, provider=provider.slug, subject=subject).first())
@@ -86,6 +84,20 @@ def complete_connection(*, org: Any, provider: Provider, subject: str, tokens: T
                details={"provider": provider.slug, "subject": subject, "scope": tokens.scope,
                         "reconnected": reconnected, "refreshable": bool(tokens.refresh_token),
                         "expiresIn": tokens.expires_in})
+    return token, reconnected, previous
+
+
+def complete_connection(*, org: Any, provider: Provider, subject: str, tokens: TokenSet,
+                        context: RequestContext) -> OAuthToken:
+    """Store ``tokens`` as the connection of ``subject`` (replacing an earlier one, whose tokens are then
+    revoked) and audit ``CONNECTOR_CONNECTED``."""
+    now = clock.now()
+    try:
+        token, reconnected, previous = _store_connection(org=org, provider=provider, subject=subject,
+                                                         tokens=tokens, context=context, now=now)
+    except IntegrityError:  # another member's first connect of this subject committed between our read and insert
+        token, reconnected, previous = _store_connection(org=org, provider=provider, subject=subject,
+                                                         tokens=tokens, context=context, now=now)
     stale = tuple(old if old not in (tokens.refresh_token, tokens.access_token) else "" for old in previous)
     if any(stale):
         transaction.on_commit(lambda: revoke_pair(provider, *stale))

@@ -31,6 +31,7 @@ from twig_auth.contrib.rest_framework.exceptions import DomainAPIException
 from twig_auth.exceptions import RateLimited
 from twig_auth.ratelimit import bucket
 from twig_auth.ratelimit.bucket import BucketResult
+from twig_auth.ratelimit.principals import key_principal, member_principal
 from twig_auth.ratelimit.rates import limits_for
 
 PRETAKEN_ATTR = "twig_rate_limit"  # (scope, BucketResult) left on the Django request by the key check
@@ -122,16 +123,6 @@ def member_buckets(request: Request) -> MemberBuckets | None:
     """The :class:`MemberBuckets` of this request when its view is limited by :class:`ScopeRateThrottle`."""
     scope = _scope_if_throttled(request)
     return None if scope is None else MemberBuckets(scope)
-
-
-def key_principal(key_id: str) -> str:
-    """The bucket principal of an API key: ``k:<key id>``."""
-    return f"k:{key_id}"
-
-
-def member_principal(user_id: Any, org_id: Any) -> str:
-    """The bucket principal of a member acting with an access token or a session: ``u:<user>:<org>``."""
-    return f"u:{user_id}:{org_id or '-'}"
 
 
 def _learn_key_org(principal: KeyPrincipal) -> None:

@@ -78,6 +78,7 @@ ROUTES = [
     Route("POST", "/api/api-keys/{key}/roll", "admin", 201, {"expires_in": 0}),
     Route("GET", "/api/api-keys/{key}/usage", "admin", 200),
     Route("GET", "/api/authz/explain?member=owner@acme.test&action=use&resource=agent:{agent}", "admin", 200),
+    Route("GET", "/api/audit-events", "admin", 200),
     Route("GET", "/api/grants", "admin", 200),
     Route("POST", "/api/grants", "admin", 201,
           {"resource": "agent:{agent}", "action": "view", "user": "owner@acme.test"}),

@@ -379,6 +379,7 @@ def test_asking_with_the_org_key_uses_few_queries(api_as, org, members, llm_peer
     agent = model_agent()
     api = api_as("manager")
     api.get("/api/interactions")  # warm up the session
+    assert ask(api, agent).status_code == 200  # and the hour's RESOURCE_ACCESS event (tests/audit covers it)
     reset_queries()
     with CaptureQueriesContext(connection) as asking:
         assert ask(api, agent).status_code == 200

@@ -90,15 +90,17 @@ def issue_api_key(*, creator: Membership, name: Any, scopes: Any, environment: A
         key = ApiKey(id=opaque_id("key"), org_id=creator.org_id, created_by=creator, name=name, scopes=scopes,
                      environment=environment, key_id=generated.key_id, hashed_secret=hasher.hash(generated.secret),
                      created_at=clock.now(), expires_at=expires_at, rolled_from=rolled_from, allowed_ips=allowed_ips)
-        try:
-            with transaction.atomic():
-                key.save(force_insert=True)
-                record(Event.API_KEY_CREATED, context=context, org=creator.org, target=key, details={
-                    "name": name, "prefix": key.prefix, "scopes": scopes, "environment": environment,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
-                    "rolled_from": rolled_from.pk if rolled_from else None, "allowed_ips": allowed_ips})
-        except IntegrityError:
-            continue
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    key.save(force_insert=True)
+            except IntegrityError:
+                continue
+            # not in the retried insert: an audit failure fails the issue, it is no key-id collision
+            record(Event.API_KEY_CREATED, context=context, org=creator.org, target=key, details={
+                "name": name, "prefix": key.prefix, "scopes": scopes, "environment": environment,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "rolled_from": rolled_from.pk if rolled_from else None, "allowed_ips": allowed_ips})
         return key, generated.full
     raise RuntimeError("Could not allocate a unique key id.")  # pragma: no cover
 

@@ -1,14 +1,19 @@
-"""The one function that writes audit events."""
+"""The one function that writes audit events (:func:`record`), and its coalescing form for reads
+(:func:`record_access`)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 from django.db import models
 
+from twig_auth.audit import chain
 from twig_auth.audit.events import Event
 from twig_auth.audit.models import AuditEvent
+from twig_auth.conf import app_settings
 from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
 from twig_auth.core.logging import redact_value
@@ -35,20 +40,25 @@ def record(
     details: dict[str, Any] | None = None,
     mfa_used: bool | None = None,
 ) -> AuditEvent:
-    """Store one audit event and return it.
+    """Store one audit event, appended to its org's hash chain, and return it.
 
     ``user`` defaults to the context's actor. ``details`` pass through the secret redactor, so a
-    caller that slips a password or token in still stores ``[redacted]``.
+    caller that slips a password or token in still stores ``[redacted]``. The event is written in the
+    caller's transaction (if any): it commits or rolls back with the change it records, and an error here
+    fails that transaction rather than leaving a change without its event. ``org`` is an organization or its pk.
     """
     context = context or RequestContext()
     subject = user if user is not None else context.actor
     if subject is not None and not getattr(subject, "pk", None):
         subject = None
-    safe_details = {k: redact_value(k, v) for k, v in (details or {}).items()}
+    # the JSON round trip stores (and hashes) exactly what will be read back
+    safe_details = json.loads(json.dumps({str(k): redact_value(k, v) for k, v in (details or {}).items()}))
+    # ``org``: an Organization, or its pk (a credential that carries the org id need not load the row)
+    where = {"org": org} if org is None or isinstance(org, models.Model) else {"org_id": org}
     entry = AuditEvent(
         timestamp=clock.now(),
         event=str(event),
-        org=org,
+        **where,
         user=subject,
         email=(email if email is not None else _email_of(subject))[:254],
         ip_address=context.ip,
@@ -60,7 +70,72 @@ def record(
         target_repr=str(target)[:200] if target is not None else "",
         details=safe_details,
     )
-    entry.save()
+    entry.ip_address = AuditEvent._meta.get_field("ip_address").get_prep_value(entry.ip_address) or None
+    chain.append(entry)
     logger.debug("audit %s org=%s user=%s", entry.event, entry.org_id, entry.user_id)
     audit_event_recorded.send(sender=AuditEvent, event=entry)
     return entry
+
+
+# --- reads: RESOURCE_ACCESS, coalesced --------------------------------------------------------------------
+
+_LOCAL_MAX = 10_000
+_local_recent: dict[str, float] = {}
+
+
+def _first_in_window(key: str, seconds: int) -> bool:
+    """Whether ``key`` is new in its window: a cache ``add`` (atomic across processes on Redis), or a
+    per-process memory when the cache is down (coalesce per process rather than flood or fail the request)."""
+    from django.core.cache import caches
+
+    from twig_auth.core.cache import UNAVAILABLE, attempt
+
+    added = attempt("audit access coalescing", caches[app_settings.REDIS_CACHE_ALIAS].add, key, 1,
+                    timeout=seconds)
+    if added is not UNAVAILABLE:
+        return bool(added)
+    now = time.monotonic()
+    if len(_local_recent) >= _LOCAL_MAX:
+        _local_recent.clear()
+    if _local_recent.get(key, 0.0) > now:
+        return False
+    _local_recent[key] = now + seconds
+    return True
+
+
+def record_access(
+    *,
+    context: RequestContext,
+    org: Any,
+    action: str,
+    target: models.Model | None = None,
+    resource: str | None = None,
+    credential: str = "",
+    key_id: str = "",
+    details: dict[str, Any] | None = None,
+) -> AuditEvent | None:
+    """Record ``RESOURCE_ACCESS`` for a read of ``target`` (or of a listing named ``resource``), at most once per
+    (org, actor, credential, resource, action) every ``AUDIT_ACCESS_COALESCE_SECONDS``; return the event, or None
+    when coalesced.
+
+    ``credential`` names what authenticated the read (``"api_key"`` with the key's ``key_id``, ``"access_token"``,
+    ``"session"``), so each of a user's keys shows up. Windows are aligned on the clock (``clock.now()``), so a
+    read just after a window boundary is recorded again. A window of 0 records every read.
+    """
+    resource_id = (f"{target._meta.label_lower}:{target.pk}" if target is not None else resource) or "-"
+    window = app_settings.AUDIT_ACCESS_COALESCE_SECONDS
+    extra: dict[str, Any] = {"action": action}
+    if target is None and resource:
+        extra["resource"] = resource
+    if window:
+        actor = getattr(context.actor, "pk", None)
+        slot = int(clock.now().timestamp()) // window
+        key = f"twig:ra:{getattr(org, 'pk', org)}:{actor}:{credential}:{key_id}:{resource_id}:{action}:{slot}"
+        if not _first_in_window(key[:250], window):
+            return None
+        extra["coalesceSeconds"] = window
+    if credential:
+        extra["credential"] = credential
+    if key_id:
+        extra["keyId"] = key_id
+    return record(Event.RESOURCE_ACCESS, context=context, org=org, target=target, details={**extra, **(details or {})})

@@ -109,15 +109,21 @@ def refresh(*, refresh_token: str, context: RequestContext) -> dict[str, Any]:
         raise InvalidToken("The refresh token is not valid.")
     digest = hash_refresh_token(refresh_token)
     now = clock.now()
+    deactivated_family = None
     with transaction.atomic():
         consumed = RefreshToken.objects.filter(token_hash=digest, used_at__isnull=True, revoked_at__isnull=True,
                                                expires_at__gt=now).update(used_at=now)
         if consumed == 1:
             old = RefreshToken.objects.select_related("membership").get(token_hash=digest)
             membership = old.membership
-            new, plaintext = _new_refresh(membership=membership, family=old.family, now=now)
-            RefreshToken.objects.filter(pk=old.pk).update(replaced_by=new)
-            return _pair(membership=membership, family=old.family, refresh_plaintext=plaintext, now=now)
+            if membership.deactivated_at is None:
+                new, plaintext = _new_refresh(membership=membership, family=old.family, now=now)
+                RefreshToken.objects.filter(pk=old.pk).update(replaced_by=new)
+                return _pair(membership=membership, family=old.family, refresh_plaintext=plaintext, now=now)
+            deactivated_family = old.family  # deactivation revoked it; this closes the race with a refresh
+    if deactivated_family is not None:
+        revoke_family(deactivated_family, now=now)
+        raise InvalidToken("Your access to this organization is deactivated; the token was revoked.")
     # Not consumed: find out why, outside the transaction, so a family revocation is committed.
     row = RefreshToken.objects.filter(token_hash=digest).first()
     if row is None:
@@ -155,7 +161,14 @@ def revoke(*, token: str, context: RequestContext) -> bool:
         family = family if isinstance(family, str) else None
     if family is None:
         return False
-    revoke_family(family)
+    with transaction.atomic():
+        ended = revoke_family(family)
+        # the token client's sign-out (RFC 7009 revocation), audited like the pages' and /api/auth/logout's; a
+        # family already revoked is not signed out twice
+        row = RefreshToken.objects.filter(family=family).select_related("org", "user").order_by("created_at").first()
+        if ended and row is not None:
+            record(Event.LOGOUT, context=context, org=row.org, user=row.user,
+                   details={"method": "token_revoke", "family": family})
     return True
 
 

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from twig_auth.audit.services import record_access
 from twig_auth.authz.decisions import authorize, authorized, require
 from twig_auth.contrib.rest_framework.authz import hidden
 from twig_auth.core.context import RequestContext
@@ -29,6 +30,8 @@ from twig_auth.orgs.active import current_membership
 from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import Role
 from twig_auth.providerkeys.services import keys_by_provider
+from twig_auth.ratelimit.endpoints import apply_headers, wait_phrase
+from twig_auth.ratelimit.principals import take_for_member
 from twig_project.workspace import services
 from twig_project.workspace.llm import LLMError
 from twig_project.workspace.models import MODEL_NAME_MAX, QUESTION_MAX, Agent, Interaction
@@ -280,9 +283,17 @@ def ask(request: HttpRequest, pk: str) -> HttpResponse:
     form = AskForm(request.POST, prefix=f"ask-{agent.pk}")
     if not form.is_valid():
         return _render(request, membership, bound={"agent": agent.pk, "ask_form": form})
+    # the member's execute bucket, shared with POST /api/query: the page is no way round the API's limit
+    limit = take_for_member(user_id=request.user.pk, org_id=membership.org_id, scope="execute")
+    if not limit.allowed:
+        busy = f"You are asking too often. Try again in {wait_phrase(limit.retry_after)}."
+        return apply_headers(_render(request, membership, bound={"agent": agent.pk, "ask_form": form,
+                                                                 "ask_error": busy}, status=429), limit)
     try:
         interaction = services.ask(org=membership.org, agent=agent, question=form.cleaned_data["question"],
                                    context=RequestContext.from_request(request))
     except LLMError as exc:
         return _render(request, membership, bound={"agent": agent.pk, "ask_form": form, "ask_error": exc.detail})
+    record_access(context=RequestContext.from_request(request), org=membership.org, action="use", target=agent,
+                  credential="session", details={"kind": "query", "interaction": interaction.pk, "page": True})
     return HttpResponseRedirect(reverse("agents") + f"?answer={interaction.pk}#agent-{agent.pk}")

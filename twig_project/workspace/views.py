@@ -20,8 +20,10 @@ from rest_framework.serializers import Serializer
 
 from twig_auth.apikeys.scopes import METHOD_SCOPES, Scope
 from twig_auth.authz.decisions import authorized
+from twig_auth.contrib.rest_framework.audit import audit_access
 from twig_auth.contrib.rest_framework.authz import request_context, require_object
 from twig_auth.contrib.rest_framework.permissions import IsOrgMember
+from twig_auth.contrib.rest_framework.schema import OrgSettingsDocument
 from twig_auth.contrib.rest_framework.stepup import require_recent_mfa
 from twig_auth.contrib.rest_framework.views import TwigAPIView
 from twig_auth.exceptions import InvalidInput, NotFound
@@ -106,7 +108,9 @@ class AgentDetailView(AgentQuerysetMixin):
 
     @extend_schema(responses=AgentSerializer, summary="Show an agent (view)")
     def get(self, request: Request, pk: str) -> Response:
-        return Response(AgentSerializer(self.get_agent(pk)).data)
+        agent = self.get_agent(pk)
+        audit_access(request, action="view", target=agent)
+        return Response(AgentSerializer(agent).data)
 
     @extend_schema(request=AgentSerializer, responses=AgentSerializer,
                    summary="Replace an agent's name, description, instructions and config, and its model if given "
@@ -180,7 +184,9 @@ class DataSourceDetailView(DataSourceQuerysetMixin):
 
     @extend_schema(responses=DataSourceSerializer, summary="Show a data source (view)")
     def get(self, request: Request, pk: str) -> Response:
-        return Response(DataSourceSerializer(self.get_source(pk)).data)
+        source = self.get_source(pk)
+        audit_access(request, action="view", target=source)
+        return Response(DataSourceSerializer(source).data)
 
     @extend_schema(request=DataSourceSerializer, responses=DataSourceSerializer,
                    summary="Change a data source's name or config (edit)")
@@ -233,6 +239,8 @@ class InteractionListView(OrgAPIView):
             qs = qs.filter(agent_id=wanted["agent"])
         if "kind" in wanted:
             qs = qs.filter(kind=wanted["kind"])
+        audit_access(request, action="view", resource="interactions",
+                     details={"filters": {k: str(wanted[k]) for k in ("agent", "kind") if k in wanted}})
         return Response(InteractionSerializer(qs[: wanted["limit"]], many=True).data)
 
 
@@ -282,6 +290,8 @@ class QueryView(AskView):
                                        context=self.context())
         except LLMError as exc:
             raise as_api_error(exc) from None
+        audit_access(request, action="use", target=data["agent"], details={"kind": "query",
+                                                                          "interaction": interaction.pk})
         return Response({"answer": interaction.answer, "interaction_id": interaction.pk})
 
 
@@ -296,18 +306,15 @@ class ChatView(AskView):
                                         context=self.context())
         except LLMError as exc:
             raise as_api_error(exc) from None
+        audit_access(request, action="use", target=data["agent"], details={"kind": "chat",
+                                                                          "interaction": interaction.pk})
         return Response({"message": {"role": "assistant", "content": interaction.answer},
                          "interaction_id": interaction.pk})
 
 
 # --- org settings -------------------------------------------------------------------------------------
 
-SETTINGS_DOCUMENT = inline_serializer("OrgSettings", fields={
-    "session": drf_serializers.DictField(), "mfa": drf_serializers.DictField(),
-    "lockout": drf_serializers.DictField(), "ipAllowlist": drf_serializers.ListField(),
-    "sso": drf_serializers.DictField(), "auditRetentionDays": drf_serializers.IntegerField(),
-    "timezone": drf_serializers.CharField(),
-})
+SETTINGS_DOCUMENT = OrgSettingsDocument  # its schema comes from the validator's table (twig_auth.orgs.policy)
 
 
 @extend_schema(tags=["org"])

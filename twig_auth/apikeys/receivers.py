@@ -9,11 +9,13 @@ from django.dispatch import receiver
 
 from twig_auth.apikeys import verification
 from twig_auth.apikeys.models import ApiKey
-from twig_auth.signals import member_removed, role_changed
+from twig_auth.signals import member_deactivated, member_reactivated, member_removed, role_changed
 
 
 @receiver(role_changed, dispatch_uid="twig_auth.apikeys.role_changed")
 @receiver(member_removed, dispatch_uid="twig_auth.apikeys.member_removed")
+@receiver(member_deactivated, dispatch_uid="twig_auth.apikeys.member_deactivated")
+@receiver(member_reactivated, dispatch_uid="twig_auth.apikeys.member_reactivated")  # drops remembered refusals
 def _creator_changed(sender: Any, membership: Any, **kwargs: Any) -> None:
     # Now, so the next request already re-checks; and after commit, so a verification that read the
     # old row meanwhile cannot leave a stale entry behind.

@@ -274,6 +274,8 @@ def _state_problem(row: ApiKey) -> str | None:
     creator = row.created_by
     if creator is None or creator.org_id != row.org_id:
         return "The API key's creator is no longer a member of the organization."
+    if creator.deactivated_at is not None:
+        return "The API key's creator is deactivated in the organization."
     if not set(row.scopes) <= allowed_for(creator.role):
         return "The API key's creator no longer has a role that allows its scopes."
     return None
@@ -370,6 +372,7 @@ def reapply_since(started: float) -> None:
     (Unix time; an outage's start): those changes could not reach Redis when they were made."""
     since = outage.changed_since(started)
     changed = (Q(revoked_at__gte=since) | Q(created_by__role_changed_at__gte=since)
+               | Q(created_by__deactivated_at__gte=since) | Q(created_by__reactivated_at__gte=since)
                | Q(created_by__isnull=True, revoked_at__isnull=True))
     revoked = set(ApiKey.objects.filter(revoked_at__gte=since).values_list("key_id", flat=True))
     others = set(ApiKey.objects.filter(changed).values_list("key_id", flat=True)) - revoked

@@ -32,7 +32,7 @@ def _membership(user: Any, org_id: Any) -> Membership | None:
     """The user's membership in the org, cached on the user for the request."""
     box = request_cache(user).setdefault("memberships", {})
     if org_id not in box:
-        box[org_id] = Membership.objects.select_related("org").filter(user_id=user.pk, org_id=org_id).first()
+        box[org_id] = Membership.objects.active().select_related("org").filter(user_id=user.pk, org_id=org_id).first()
     return box[org_id]
 
 

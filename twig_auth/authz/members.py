@@ -189,6 +189,8 @@ def _load(actor: Any) -> MemberFacts | None:
     if org is None and ORG_PREFIX + str(org_id) in got:
         org = _org_from(got[ORG_PREFIX + str(org_id)])
     if row is not None:
+        if getattr(row, "deactivated_at", None) is not None:
+            return None  # deactivated in its org: acts as no member (credentials refuse it first)
         if org is None:
             org = Organization.objects.get(pk=org_id)
             _set_many({ORG_PREFIX + str(org_id): _org_snapshot(org)})
@@ -198,15 +200,18 @@ def _load(actor: Any) -> MemberFacts | None:
         member = None  # not this credential's row: read it
     if member is None or org is None:  # a credential's membership: read the row (and its org) once
         found = (Membership.objects.filter(pk=actor.pk)
-                 .values("org_id", "user_id", "access_control", "attributes",
+                 .values("org_id", "user_id", "access_control", "attributes", "deactivated_at",
                          *(f"org__{f}" for f in _ORG_FIELDS)).first())
         if found is None:
             return None
         member = {k: found[k] for k in ("org_id", "user_id", "access_control", "attributes")}
+        member["deactivated"] = found["deactivated_at"] is not None
         org = _org_from({"id": found["org_id"], **{f: found[f"org__{f}"] for f in _ORG_FIELDS}})
         _set_many({MEMBER_PREFIX + str(actor.pk): member, ORG_PREFIX + str(org_id): _org_snapshot(org)})
         if member["org_id"] != org_id or str(member["user_id"]) != str(actor.user_id):
             return None  # never act through somebody else's row
+    if member.get("deactivated"):
+        return None
     return MemberFacts(actor, org, member["access_control"], member["attributes"], None, version)
 
 
@@ -214,7 +219,7 @@ def _load(actor: Any) -> MemberFacts | None:
 
 def _member_snapshot(m: Membership) -> dict[str, Any]:
     return {"org_id": m.org_id, "user_id": m.user_id, "access_control": m.access_control,
-            "attributes": m.attributes}
+            "attributes": m.attributes, "deactivated": m.deactivated_at is not None}
 
 
 def _member_changed(sender: Any, instance: Membership, created: bool = False, **_: Any) -> None:

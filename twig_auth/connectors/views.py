@@ -48,7 +48,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     if pending is None:
         return _refused(request, "This connection link is not valid: it was already used, has expired, or was "
                                  "started in another browser.", reason="state_mismatch")
-    membership = (Membership.objects.select_related("org")
+    membership = (Membership.objects.active().select_related("org")
                   .filter(org_id=pending.org_id, user_id=request.user.pk).first())
     if pending.user_id != str(request.user.pk) or membership is None:
         return _refused(request, "This connection was started by someone else.", reason="wrong_user",

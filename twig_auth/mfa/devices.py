@@ -45,6 +45,17 @@ def has_mfa(user_or_id: Any) -> bool:
             or SmsDevice.objects.filter(user_id=user_id, confirmed=True).exists())
 
 
+def methods_by_user(users: Any) -> dict[Any, list[str]]:
+    """``{user id: ["totp", "sms"]}`` (confirmed devices only) for ``users``: a list of user ids or a queryset of
+    them (``.values("user_id")``). Two queries whatever their number (listing pages, access reviews)."""
+    out: dict[Any, list[str]] = {}
+    for kind, model in ((TOTP, TOTPDevice), (SMS, SmsDevice)):
+        for user_id in model.objects.filter(user_id__in=users, confirmed=True).values_list("user_id", flat=True):
+            if kind not in out.setdefault(user_id, []):
+                out[user_id].append(kind)
+    return out
+
+
 def sms_devices(user: Any) -> list[SmsDevice]:
     return list(SmsDevice.objects.filter(user=user, confirmed=True).order_by("pk"))
 

@@ -88,6 +88,14 @@ def status(membership: Membership) -> Status:
     return Status(True, enrolled, since + dt.timedelta(days=mfa_policy["gracePeriodDays"]))
 
 
+def standing(role: str, mfa_policy: dict[str, Any], *, enrolled: bool, since: dt.datetime | None) -> Status:
+    """:func:`status` from what the caller already loaded (pages listing many members): no query, no write. A
+    covered member whose grace has not started yet (``since`` None) is counted from now."""
+    if not applies(role, mfa_policy):
+        return Status(False, enrolled, None)
+    return Status(True, enrolled, (since or clock.now()) + dt.timedelta(days=mfa_policy["gracePeriodDays"]))
+
+
 def mark_required(membership: Membership) -> dt.datetime:
     """Record now as when the requirement first applied to ``membership`` (unless already recorded)."""
     now = clock.now()

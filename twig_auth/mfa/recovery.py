@@ -47,5 +47,14 @@ def remaining(user: Any) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 
 
+def remaining_by_user(users: Any) -> dict[Any, int]:
+    """``{user id: unused recovery codes}`` for ``users`` (ids or a ``.values("user_id")`` queryset); one query."""
+    from django.db.models import Count
+
+    rows = (StaticToken.objects.filter(device__user_id__in=users, device__confirmed=True).order_by()
+            .values("device__user_id").annotate(n=Count("id")).values_list("device__user_id", "n"))
+    return dict(rows)
+
+
 def delete_all(user: Any) -> None:
     StaticDevice.objects.filter(user=user).delete()

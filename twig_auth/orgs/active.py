@@ -19,7 +19,7 @@ SESSION_KEY = "twig_org_id"
 def memberships_of(user: Any) -> list[Membership]:
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(Membership.objects.filter(user=user).select_related("org").order_by("org__name"))
+    return list(Membership.objects.active().filter(user=user).select_related("org").order_by("org__name"))
 
 
 def active_membership(request: HttpRequest) -> Membership | None:
@@ -30,7 +30,7 @@ def active_membership(request: HttpRequest) -> Membership | None:
     from twig_auth.sso.enforcement import session_may_enter
 
     org_id = request.session.get(SESSION_KEY)
-    qs = Membership.objects.filter(user=user).select_related("org")
+    qs = Membership.objects.active().filter(user=user).select_related("org")  # never a deactivated membership
     membership = qs.filter(org_id=org_id).first() if org_id else None
     if membership is None:
         # The first org this session may act in: never one that enforces SSO when it signed in otherwise.
@@ -48,14 +48,28 @@ def switch_org(request: HttpRequest, org_id: Any) -> Membership:
         if valid else None
     if membership is None:
         raise PermissionDenied("You are not a member of that organization.")
+    if membership.is_deactivated:
+        raise PermissionDenied(f"Your access to {membership.org.name} is deactivated; ask one of its admins to "
+                               "reactivate it.")
     from twig_auth.sso.enforcement import require_session_may_enter
 
     require_session_may_enter(request.session, membership)  # SsoRequired: that org signs in with SSO only
     request.session[SESSION_KEY] = membership.org_id
     request._twig_membership = membership  # type: ignore[attr-defined]
+    mark_signed_in(membership.org_id, request.user)
     record(Event.ORG_SWITCHED, context=RequestContext.from_request(request), org=membership.org,
            target=membership.org)
     return membership
+
+
+def mark_signed_in(org_id: Any, user: Any) -> None:
+    """Note that ``user`` entered ``org_id`` now (a login or a switch into it): the membership's last login,
+    which access reviews show and inactive-member deactivation counts from."""
+    from twig_auth.core import clock
+
+    if org_id is not None and getattr(user, "pk", None) is not None:
+        Membership.objects.filter(org_id=getattr(org_id, "pk", org_id), user_id=user.pk).update(
+            last_login_at=clock.now())
 
 
 _UNSET = object()

@@ -81,8 +81,9 @@ class MembershipAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     search_fields = ("user__email", "org__slug", "org__name")
     list_select_related = ("user", "org")
     autocomplete_fields = ("user",)
-    readonly_fields = ("created_at", "role_changed_at", "mfa_required_since", "two_factor", "mfa_devices")
-    actions = ["unlock_accounts", "reset_mfa"]
+    readonly_fields = ("created_at", "role_changed_at", "mfa_required_since", "two_factor", "mfa_devices",
+                       "last_login_at", "deactivated_at", "deactivation_reason", "reactivated_at")
+    actions = ["unlock_accounts", "reset_mfa", "deactivate_members", "reactivate_members"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
         # One query for the device counts of the whole page instead of two per row.
@@ -187,6 +188,26 @@ class MembershipAdmin(ServiceErrorsMixin, admin.ModelAdmin):
             else:
                 self.message_user(request, f"MFA of {_email(membership)} was reset: {removed} device(s) removed. "
                                   "They must set up two-factor authentication again.", messages.SUCCESS)
+        return None
+
+
+    @admin.action(description="Deactivate the selected members in their organization (reversible)",
+                  permissions=["change"])
+    def deactivate_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user", "org"):
+            if self._run(request, services.deactivate_member, membership=membership, context=_ctx(request)):
+                self.message_user(request, f"{_email(membership)} is deactivated in {membership.org.name}.",
+                                  messages.SUCCESS)
+
+    @admin.action(description="Reactivate the selected members", permissions=["change"])
+    def reactivate_members(self, request: HttpRequest, queryset: QuerySet[Membership]) -> HttpResponse | None:
+        prompt = require_step_up(request, action="reactivate members")
+        if prompt is not None:
+            return prompt
+        for membership in queryset.select_related("user", "org"):
+            if self._run(request, services.reactivate_member, membership=membership, context=_ctx(request)):
+                self.message_user(request, f"{_email(membership)} is active again in {membership.org.name}.",
+                                  messages.SUCCESS)
         return None
 
 

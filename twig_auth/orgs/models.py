@@ -36,6 +36,10 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
     def at_least(self, role: str) -> MembershipQuerySet:
         return self.filter(role__in=[r for r in Role.values if role_at_least(r, role)])
 
+    def active(self) -> MembershipQuerySet:
+        """Memberships that are not deactivated: the only ones any credential may act as."""
+        return self.filter(deactivated_at__isnull=True)
+
 
 class Membership(models.Model):
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -49,6 +53,15 @@ class Membership(models.Model):
                                       help_text='Optional time window: {"allowedHours": {...}, "allowedDays": [...]}.')
     mfa_required_since = models.DateTimeField(
         null=True, blank=True, help_text="When the org's MFA policy first applied to this member (grace starts).")
+    last_login_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="Last sign-in into this organization (password, token or SSO).")
+    deactivated_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set while the member is deactivated in this org: no session, token or API key acts as them.")
+    deactivation_reason = models.CharField(max_length=20, blank=True,
+                                           choices=[("inactive", "Inactive"), ("manual", "By an admin")])
+    reactivated_at = models.DateTimeField(null=True, blank=True,
+                                          help_text="Last reactivation; inactivity is counted from it.")
 
     objects = MembershipQuerySet.as_manager()
 
@@ -62,6 +75,10 @@ class Membership(models.Model):
 
     def has_role(self, minimum: str) -> bool:
         return role_at_least(self.role, minimum)
+
+    @property
+    def is_deactivated(self) -> bool:
+        return self.deactivated_at is not None
 
 
 class Group(models.Model):

@@ -7,6 +7,7 @@ The document uses the product docs' camelCase names::
      "lockout": {"maxAttempts", "windowSeconds", "lockSeconds"},
      "ipAllowlist": ["<CIDR>", ...], "sso": {"enforce", "allowedDomains"},
      "rateLimits": {"execute", "write", "read", "admin"},
+     "accessReview": {"deactivateAfterDays"},
      "auditRetentionDays", "timezone"}
 """
 
@@ -38,6 +39,7 @@ def _int(lo: int, hi: int) -> Checker:
             return f"Must be between {lo} and {hi}."
         return None
 
+    check.bounds = (lo, hi)  # type: ignore[attr-defined]  (read by the OpenAPI schema of the settings document)
     return check
 
 
@@ -79,6 +81,17 @@ def _rate(v: Any) -> str | None:
     return None
 
 
+def _days_or_off(v: Any) -> str | None:
+    """null or 0 (off), or a number of days."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        return "Must be a whole number of days, or null (off)."
+    if not 0 <= v <= 3650:
+        return "Must be between 1 and 3650 days, or 0 / null (off)."
+    return None
+
+
 def _tz(v: Any) -> str | None:
     if not isinstance(v, str) or not v or len(v) > 64:
         return "Must be a time zone name such as \"Europe/Berlin\"."
@@ -99,6 +112,7 @@ SCHEMA: dict[str, dict[str, Checker] | Checker] = {
     "ipAllowlist": _cidrs,
     "sso": {"enforce": _bool, "allowedDomains": _domains},
     "rateLimits": {scope: _rate for scope in SCOPES},
+    "accessReview": {"deactivateAfterDays": _days_or_off},
     "auditRetentionDays": _int(1, 3650),
     "timezone": _tz,
 }
@@ -117,6 +131,7 @@ def defaults() -> dict[str, Any]:
         "ipAllowlist": [],
         "sso": {"enforce": False, "allowedDomains": []},
         "rateLimits": {**DEFAULT_RATE_LIMITS, **(s.RATE_LIMITS or {})},
+        "accessReview": {"deactivateAfterDays": s.DEACTIVATE_INACTIVE_AFTER_DAYS or None},
         "auditRetentionDays": min(s.AUDIT_RETENTION_DAYS, FREE_AUDIT_RETENTION_MAX),
         "timezone": s.TIMEZONE,
     }

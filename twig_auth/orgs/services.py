@@ -22,7 +22,7 @@ def actor_membership(org: Organization, context: RequestContext) -> Membership |
     actor = context.actor
     if actor is None:
         return None
-    return Membership.objects.filter(org=org, user=actor).first()
+    return Membership.objects.active().filter(org=org, user=actor).first()  # a deactivated member acts as no one
 
 
 def is_operator(context: RequestContext) -> bool:
@@ -53,10 +53,10 @@ def _check_role(role: str) -> None:
 def _keep_a_super_admin(membership: Membership) -> None:
     if membership.role != Role.SUPER_ADMIN:
         return
-    others = (Membership.objects.select_for_update().filter(org=membership.org_id, role=Role.SUPER_ADMIN)
+    others = (Membership.objects.select_for_update().active().filter(org=membership.org_id, role=Role.SUPER_ADMIN)
               .exclude(pk=membership.pk))
     if not others.exists():
-        raise Conflict("An organization needs at least one super admin.")
+        raise Conflict("An organization needs at least one super admin who is not deactivated.")
 
 
 @transaction.atomic
@@ -152,6 +152,52 @@ def remove_member(*, membership: Membership, context: RequestContext | None = No
            details={"member": email, "role": membership.role, "self": is_self})
     signals.member_removed.send(sender=Membership, membership=membership, context=context)
     membership.delete()
+
+
+@transaction.atomic
+def deactivate_member(*, membership: Membership, reason: str = "manual", context: RequestContext | None = None,
+                      details: dict[str, Any] | None = None) -> Membership:
+    """Deactivate a member in this org, reversibly: the membership, its groups, grants and API keys stay, but no
+    session, access token or API key acts as it until :func:`reactivate_member` (its token families are revoked,
+    its keys' cached verifications dropped). Never yourself, nor the org's last active super admin."""
+    context = context or RequestContext.system()
+    if reason not in ("inactive", "manual"):
+        raise InvalidInput({"reason": ["Choose inactive or manual."]})
+    membership = Membership.objects.select_for_update().select_related("org", "user").get(pk=membership.pk)
+    if context.actor is not None and context.actor.pk == membership.user_id:
+        raise PermissionDenied("You cannot deactivate yourself.")
+    _require_admin(membership.org, context, target=membership)
+    if membership.deactivated_at is not None:
+        raise Conflict("That member is already deactivated.")
+    _keep_a_super_admin(membership)
+    membership.deactivated_at = clock.now()
+    membership.deactivation_reason = reason
+    membership.save(update_fields=["deactivated_at", "deactivation_reason"])
+    record(Event.MEMBER_DEACTIVATED, context=context, org=membership.org, target=membership,
+           details={"member": _email(membership.user), "role": membership.role, "reason": reason, **(details or {})})
+    signals.member_deactivated.send(sender=Membership, membership=membership, reason=reason, context=context)
+    return membership
+
+
+@transaction.atomic
+def reactivate_member(*, membership: Membership, context: RequestContext | None = None) -> Membership:
+    """Undo :func:`deactivate_member`: the member's credentials work again (token families revoked at
+    deactivation stay revoked: they sign in again). Inactivity is counted afresh from now."""
+    context = context or RequestContext.system()
+    membership = Membership.objects.select_for_update().select_related("org", "user").get(pk=membership.pk)
+    _require_admin(membership.org, context, target=membership)
+    if membership.deactivated_at is None:
+        raise Conflict("That member is not deactivated.")
+    since, reason = membership.deactivated_at, membership.deactivation_reason
+    membership.deactivated_at = None
+    membership.deactivation_reason = ""
+    membership.reactivated_at = clock.now()
+    membership.save(update_fields=["deactivated_at", "deactivation_reason", "reactivated_at"])
+    record(Event.MEMBER_REACTIVATED, context=context, org=membership.org, target=membership,
+           details={"member": _email(membership.user), "role": membership.role, "reason": reason,
+                    "deactivatedAt": since.isoformat()})
+    signals.member_reactivated.send(sender=Membership, membership=membership, context=context)
+    return membership
 
 
 @transaction.atomic

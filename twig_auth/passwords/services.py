@@ -110,6 +110,10 @@ def record_login(*, user: Any, org: Any, context: RequestContext, method: str = 
     ``details`` (an SSO login's method, protocol, connection…) replace the default ``{"method": method}``."""
     details = {**(details or {"method": method}), **({"mfaMethod": mfa_method} if mfa_method else {})}
     record(Event.LOGIN_SUCCESS, context=context, org=org, user=user, details=details, mfa_used=mfa_used)
+    if org is not None:  # with several orgs and none chosen yet, choosing one (switch_org) notes it
+        from twig_auth.orgs.active import mark_signed_in
+
+        mark_signed_in(org, user)
     signals.login_succeeded.send(sender=None, user=user, context=context)
 
 

@@ -48,8 +48,9 @@ class PasswordLogin:
 
 
 def default_membership(user: Any) -> Membership | None:
-    """The membership a login without an org choice acts in (the oldest), like the token endpoint's default."""
-    return Membership.objects.filter(user=user).select_related("org").order_by("created_at", "pk").first()
+    """The membership a login without an org choice acts in (the oldest not deactivated), like the token
+    endpoint's default."""
+    return Membership.objects.active().filter(user=user).select_related("org").order_by("created_at", "pk").first()
 
 
 def check_password_login(membership: Membership | None, *, next_url: str = "") -> PasswordLogin:

@@ -186,7 +186,11 @@ def _ensure_membership(request: HttpRequest, connection: SsoConnection, user: An
     changed here: roles granted in twig are the org admin's call)."""
     from twig_auth.orgs.services import add_member
 
-    if Membership.objects.filter(org=connection.org, user=user).exists():
+    existing = Membership.objects.filter(org=connection.org, user=user).values_list("deactivated_at", flat=True)
+    if existing:
+        if existing[0] is not None:  # the IdP's word does not undo an admin's (or the inactivity policy's) deactivation
+            raise _MembershipRefused("The member is deactivated in this organization.",
+                                     _clean_email(getattr(user, user.get_email_field_name(), "")))
         return
     request_context = RequestContext.from_request(request)
     # No actor: the IdP, configured by the org's admins, is what vouches for this membership.

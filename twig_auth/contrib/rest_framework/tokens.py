@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -101,16 +102,21 @@ class _TokenView(APIView):
 
 
 def choose_membership(user: Any, slug: str | None) -> Membership:
-    """Return the membership a token acts as: the org named by ``slug``, else the user's first membership."""
+    """Return the membership a token acts as: the org named by ``slug``, else the user's first membership that
+    is not deactivated. A deactivated membership never gets a token."""
     memberships = Membership.objects.filter(user=user).select_related("org").order_by("created_at", "pk")
     if slug:
         membership = memberships.filter(org__slug=slug).first()
         if membership is None:
             raise PermissionDenied("You are not a member of that organization.")
+        if membership.is_deactivated:
+            raise PermissionDenied("Your access to that organization is deactivated; ask one of its admins to "
+                                   "reactivate it.")
         return membership
-    membership = memberships.first()
+    membership = memberships.active().first()
     if membership is None:
-        raise PermissionDenied("You are not a member of any organization.")
+        raise PermissionDenied("You are not a member of any organization." if not memberships.exists() else
+                               "Your access to your organizations is deactivated; ask an admin to reactivate it.")
     return membership
 
 
@@ -128,6 +134,12 @@ class TokenObtainView(_TokenView):
             raise
         return endpoints.check_login(request._request, body.get("email") if isinstance(body, Mapping) else None)
 
+    extra_error_statuses = {"401": "invalid_credentials, or mfa_required (send otp).",
+                            "403": "account_locked (`Retry-After`), sso_required, permission_denied (not a member "
+                                   "of that organization) or mfa_enrollment_required.",
+                            "503": "sms_delivery_failed: the text with a login code could not be sent."}
+
+    @extend_schema(request=TokenRequest, responses=TokenPair)
     @sensitive_variables("data")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
@@ -189,7 +201,9 @@ class TokenRefreshView(_TokenView):
     """Rotate a refresh token: the presented one is consumed and a new pair returned."""
 
     serializer_class = RefreshRequest
+    extra_error_statuses = {"401": "invalid_token, token_expired or token_reused (the family is revoked)."}
 
+    @extend_schema(request=RefreshRequest, responses=TokenPair)
     @sensitive_variables("data")
     def post(self, request: Request) -> Response:
         data = self.validated(request)
@@ -201,6 +215,9 @@ class TokenRevokeView(_TokenView):
 
     serializer_class = RevokeRequest
 
+    @extend_schema(request=RevokeRequest, responses=OpenApiResponse(
+        {"type": "object", "maxProperties": 0},
+        description="Always {}, whether the token was known or not (RFC 7009)."))
     @sensitive_variables("data")
     def post(self, request: Request) -> Response:
         data = self.validated(request)

@@ -212,8 +212,17 @@ POLICY_INPUT = inline_serializer("PolicyInput", fields={
     "name": serializers.CharField(max_length=100),
     "description": serializers.CharField(required=False, allow_blank=True, max_length=500),
     "enabled": serializers.BooleanField(required=False, default=True),
-    "policy": serializers.DictField(help_text='{"resource": "agent:agt_…", "action": "use", "effect": "allow", '
-                                              '"conditions": [{"user.role": "manager"}]}'),
+    "policy": inline_serializer("PolicyDocument", fields={
+        "resource": serializers.CharField(help_text='"agent:agt_…", "agent:*" or "*".'),
+        "action": serializers.CharField(help_text='An action of the resource type, or "*".'),
+        "effect": serializers.ChoiceField(choices=["allow", "deny"]),
+        "conditions": serializers.ListField(child=serializers.DictField(), required=False, max_length=32,
+                                            help_text='ANDed, such as [{"user.role": "manager"}, '
+                                                      '{"time.hour": {">=": 9, "<": 17}}].'),
+        "timezone": serializers.CharField(required=False, help_text="Of time.* conditions (default: the org's)."),
+        "description": serializers.CharField(required=False, allow_blank=True, max_length=500),
+    }, help_text='{"resource": "agent:agt_…", "action": "use", "effect": "allow", '
+                 '"conditions": [{"user.role": "manager"}]}'),
 })
 
 

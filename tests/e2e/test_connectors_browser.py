@@ -58,7 +58,7 @@ def test_connect_a_google_drive_source_in_the_browser(live_server: Any, live_op:
     page.get_by_role("button", name="Connect Support chat").click()
     page.wait_for_url(f"{live_server.url}/data-sources/")
     live_op.revoke(OAuthToken.objects.get(subject=chat.pk).refresh_token, "test-client-post")  # removed at Slack
-    page.get_by_role("button", name="Sync Support chat").click()
+    page.get_by_role("button", name="Sync now: Support chat").click()
     page.wait_for_url(f"{live_server.url}/data-sources/")
     failed = page.locator(f'[data-source-id="{chat.pk}"]')
     expect(failed).to_contain_text("Connection failed — reconnect")

@@ -78,7 +78,7 @@ def test_add_a_key_see_it_masked_and_ask_with_use_my_key(new_page: Any, screensh
     card.get_by_label("Model provider").select_option("openai")
     card.get_by_label("Model name").fill("gpt-4o-mini")
     key_select.select_option(label="Use my OpenAI key (sk-…abcd)")
-    card.get_by_role("button", name="Save the model of Support").click()
+    card.get_by_role("button", name="Save model of Support").click()
     page.wait_for_url(f"**/agents/#agent-{support.pk}")
     expect(page.locator(".messages")).to_contain_text("Support now answers with OpenAI · gpt-4o-mini.")
     card = page.get_by_role("region", name="Support")

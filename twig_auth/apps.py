@@ -15,6 +15,7 @@ class TwigAuthConfig(AppConfig):
         from twig_auth.authz import registry
 
         registry.register_builtin()
+        from twig_auth.alerts import receivers as _alert_receivers  # noqa: F401
         from twig_auth.apikeys import receivers  # noqa: F401
         from twig_auth.mfa import receivers as _mfa_receivers  # noqa: F401
         from twig_auth.tokens import receivers as _token_receivers  # noqa: F401

@@ -263,7 +263,33 @@ SETTINGS: tuple[Setting, ...] = (
             _twilio),
     Setting("AUDIT_RETENTION_DAYS", 90, "Days audit events are kept (org policy default; above 90 is "
             "enterprise only).", _int_range(1, 3650)),
+    Setting("AUDIT_ACCESS_COALESCE_SECONDS", 3600,
+            "RESOURCE_ACCESS is recorded once per actor, credential, resource and action in this window (0: every "
+            "read).", _int_range(0, 86400)),
+    Setting("AUDIT_PURGE_BATCH_SIZE", 1000, "Audit events deleted per transaction by twig_audit_purge.",
+            _int_range(10, 100000)),
     Setting("TIMEZONE", "UTC", "Default time zone of an organization.", _timezone),
+    Setting("DEACTIVATE_INACTIVE_AFTER_DAYS", 0,
+            "Deactivate members inactive (no login, API-key use or token refresh) this many days when "
+            "`twig_deactivate_inactive` runs; 0 is off (org policy default of accessReview.deactivateAfterDays).",
+            _int_range(0, 3650)),
+    Setting("ACCESS_REVIEW_KEY_ROTATE_DAYS", 90, "Access review: flag API keys older than this many days 'rotate'.",
+            _int_range(1, 3650)),
+    Setting("ACCESS_REVIEW_KEY_UNUSED_DAYS", 90,
+            "Access review: flag API keys unused this many days (or never used after a week) 'delete'.",
+            _int_range(1, 3650)),
+    Setting("ALERTS_ENABLED", True, "Mail security alerts to org admins and send security_alert_raised.", _bool),
+    Setting("ALERT_FAILED_LOGINS_PER_ACCOUNT", 10,
+            "Failed logins for one account within ALERT_FAILED_LOGIN_WINDOW_SECONDS that raise an alert.",
+            _int_range(1, 10000)),
+    Setting("ALERT_FAILED_LOGINS_PER_IP", 20,
+            "Failed logins from one IP within ALERT_FAILED_LOGIN_WINDOW_SECONDS that raise an alert.",
+            _int_range(1, 100000)),
+    Setting("ALERT_FAILED_LOGIN_WINDOW_SECONDS", 3600, "Window in which failed logins are counted for alerts.",
+            _int_range(60, 86400 * 7)),
+    Setting("ALERT_DEDUPE_SECONDS", 3600,
+            "At most one alert per org, kind and subject (account, IP) in this many seconds, across processes.",
+            _int_range(1, 86400 * 30)),
     Setting("DEFAULT_PLAN", "free", "Plan of organizations created without one.",
             _choice("free", "team", "enterprise")),
     Setting("CLOCK", "twig_auth.core.clock.system_now",
@@ -336,6 +362,9 @@ SETTINGS: tuple[Setting, ...] = (
             _int_range(1, 120)),
     Setting("CONNECTOR_REFRESH_LEEWAY_SECONDS", 60,
             "Refresh a connector's access token when it expires within this many seconds.", _int_range(0, 3600)),
+    Setting("DATABASE_RETRY_AFTER_SECONDS", 5,
+            "Retry-After of the 503 service_unavailable answered while the database cannot be reached.",
+            _int_range(1, 3600)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -191,3 +191,17 @@ class ConnectorUnavailable(TwigAuthError):
 
     code = "connector_unavailable"
     default_detail = "The provider could not be reached. Try again in a moment."
+
+
+class ServiceUnavailable(TwigAuthError):
+    """A store every request needs (the database) cannot be reached right now; ``retry_after`` is in whole
+    seconds. The request's transaction, if any, did not commit (unless the connection broke during the
+    COMMIT itself, where the outcome is unknown to the server too)."""
+
+    code = "service_unavailable"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(detail or f"The service is temporarily unavailable. Try again in {retry_after} second"
+                         f"{'s' if retry_after != 1 else ''}.", retry_after=retry_after)
+        self.retry_after = retry_after

@@ -13,6 +13,11 @@ member_added = Signal()
 role_changed = Signal()
 # A member left or was removed. Arguments: membership, context.
 member_removed = Signal()
+# A member was deactivated in one org (kept, but no credential acts as them). Arguments: membership, reason
+# ("inactive" | "manual"), context.
+member_deactivated = Signal()
+# A deactivated member was reactivated. Arguments: membership, context.
+member_reactivated = Signal()
 # A group was created, changed or deleted. Arguments: group, action ("created"|"updated"|"deleted"), context.
 group_changed = Signal()
 # Group membership changed. Arguments: group, membership, action ("added"|"removed"|"role_changed"), context.
@@ -43,3 +48,7 @@ external_key_changed = Signal()
 connector_connected = Signal()
 # A connector connection was disconnected (its tokens revoked and deleted). Arguments: org, provider, subject.
 connector_disconnected = Signal()
+# A security alert was raised (once per org, kind and subject per ALERT_DEDUPE_SECONDS) and mailed to the org's
+# admins. Arguments: org (None: an operator alert, mailed to settings.ADMINS), kind, subject, event (the
+# AuditEvent that raised it), count (events in the window, for thresholds), recipients (list of emails).
+security_alert_raised = Signal()

@@ -26,6 +26,7 @@ urlpatterns = [
     path("settings/sessions/", include("twig_auth.usersessions.urls")),
     path("settings/security/", org_views.security_settings, name="security_settings"),
     path("settings/security/", include("twig_auth.netaccess.urls")),
+    path("settings/security/", include("twig_auth.reviews.urls")),
     path("settings/access/", include("twig_auth.authz.urls")),
     path("settings/authentication/", include("twig_auth.sso.page_urls")),
     path("settings/external-api-keys/", include("twig_auth.providerkeys.urls")),

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "twig_auth.core.unavailable.DatabaseUnavailableMiddleware",  # 503 service_unavailable while the DB is down
     "twig_auth.usersessions.middleware.TwigSessionMiddleware",
     "twig_auth.sso.middleware.SamlSessionMiddleware",  # djangosaml2's SAML session (outstanding requests)
     "django.middleware.common.CommonMiddleware",
@@ -101,7 +102,8 @@ TEMPLATES = [{
 
 # --- stores ----------------------------------------------------------------------------------------
 if env("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=60)}
+    # Health checks: a persistent connection the server dropped (a restart) is replaced before the request uses it.
+    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=60, conn_health_checks=True)}
 else:
     DATABASES = {"default": {
         "ENGINE": "django.db.backends.sqlite3",
@@ -170,7 +172,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["twig_auth.contrib.rest_framework.throttling.ScopeRateThrottle"],
     "EXCEPTION_HANDLER": "twig_auth.contrib.rest_framework.exceptions.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["twig_auth.contrib.rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "twig_auth.contrib.rest_framework.schema.TwigAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
                                  "rest_framework.renderers.BrowsableAPIRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -227,7 +229,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "twig_auth.core.logging.RedactSecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    # UTC timestamps on every line (ASVS 7.1.4); the redact filter also escapes line breaks (no forged lines)
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"], "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")},
     "loggers": {"twig_auth": {"level": env("TWIG_LOG_LEVEL", "INFO"), "propagate": True}},
 }

@@ -19,7 +19,8 @@ def test_admin_reads_the_effective_document(api_as, members):
     assert body["session"] == {"timeout": 604800, "renewOnActivity": True, "maxConcurrent": 3,
                                "enforceIPBinding": False}
     assert set(body) == {"session", "mfa", "lockout", "ipAllowlist", "sso", "rateLimits", "auditRetentionDays",
-                         "timezone"}
+                         "timezone", "accessReview"}
+    assert body["accessReview"] == {"deactivateAfterDays": None}
     assert body["rateLimits"] == {"execute": "100/m", "write": "10/m", "read": "200/m", "admin": "50/m"}
 
 

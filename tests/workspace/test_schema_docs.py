@@ -22,6 +22,8 @@ CONTRACT_OPERATIONS = {
     ("/api/authz/explain", "get"), ("/api/grants", "get"), ("/api/grants", "post"), ("/api/grants/{id}", "delete"),
     ("/api/policies", "get"), ("/api/policies", "post"), ("/api/policies/{id}", "get"),
     ("/api/policies/{id}", "put"), ("/api/policies/{id}", "delete"),
+    # audit log (issue 10): export
+    ("/api/audit-events", "get"),
 }
 
 

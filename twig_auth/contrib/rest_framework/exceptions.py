@@ -13,6 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from twig_auth import exceptions as domain
+from twig_auth.core import unavailable
 
 logger = logging.getLogger("twig_auth.api")
 
@@ -41,6 +42,7 @@ DOMAIN_STATUS: dict[type[domain.TwigAuthError], int] = {
     domain.ConnectionFailed: 409,
     domain.ConnectorUnavailable: 503,
     domain.DecryptionFailed: 500,
+    domain.ServiceUnavailable: 503,
 }
 
 DRF_CODES: dict[type[drf.APIException], str] = {
@@ -122,6 +124,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return invalid_response({"non_field_errors": [str(exc.detail)]}, str(exc.detail))
     if isinstance(exc, drf.APIException):
         return _api_exception_response(exc)
+    if unavailable.is_database_unavailable(exc):  # an outage, not a bug: 503 with Retry-After, one warning
+        response = _domain_response(unavailable.service_unavailable(exc, context.get("view").__class__.__name__))
+        response._has_been_logged = True  # type: ignore[attr-defined]  # no django.request error line per request
+        return response
     logger.exception("Unhandled API error in %s", context.get("view").__class__.__name__)
     return Response({"detail": "A server error occurred.", "code": "server_error"},
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)
@@ -131,12 +137,12 @@ def _domain_response(exc: domain.TwigAuthError) -> Response:
     if isinstance(exc, domain.InvalidInput):
         return invalid_response(exc.errors, None if exc.detail == exc.default_detail else exc.detail)
     status_code = _status_of(exc)
-    if status_code >= 500:
+    if status_code >= 500 and not isinstance(exc, domain.ServiceUnavailable):
         logger.error("API request failed: %s (%s)", exc.detail, exc.code)
     body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
     body.update({k: v for k, v in exc.extra.items() if isinstance(v, str | int | list | bool)})
     response = Response(body, status=status_code)
-    if isinstance(exc, domain.AccountLocked | domain.MfaThrottled):
+    if isinstance(exc, domain.AccountLocked | domain.MfaThrottled | domain.ServiceUnavailable):
         response["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, domain.RateLimited):
         for name, value in exc.headers.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from twig_auth.contrib.rest_framework import access, apikeys, explain, sessions, tokens
+from twig_auth.contrib.rest_framework import audit as audit_api
 
 urlpatterns = [
     path("auth/token", tokens.TokenObtainView.as_view(), name="twig-token"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api-keys/<str:id>/roll", apikeys.ApiKeyRollView.as_view(), name="twig-api-key-roll"),
     path("api-keys/<str:id>/usage", apikeys.ApiKeyUsageView.as_view(), name="twig-api-key-usage"),
     path("authz/explain", explain.ExplainView.as_view(), name="twig-authz-explain"),
+    path("audit-events", audit_api.AuditEventListView.as_view(), name="twig-audit-events"),
     path("grants", access.GrantListView.as_view(), name="twig-grants"),
     path("grants/<str:id>", access.GrantDetailView.as_view(), name="twig-grant"),
     path("policies", access.PolicyListView.as_view(), name="twig-policies"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from django.db import models
@@ -15,6 +14,7 @@ from twig_auth.audit.events import Event
 from twig_auth.audit.models import AuditEvent
 from twig_auth.conf import app_settings
 from twig_auth.core import clock
+from twig_auth.core.coalesce import first_in_window
 from twig_auth.core.context import RequestContext
 from twig_auth.core.logging import redact_value
 from twig_auth.signals import audit_event_recorded
@@ -79,30 +79,6 @@ def record(
 
 # --- reads: RESOURCE_ACCESS, coalesced --------------------------------------------------------------------
 
-_LOCAL_MAX = 10_000
-_local_recent: dict[str, float] = {}
-
-
-def _first_in_window(key: str, seconds: int) -> bool:
-    """Whether ``key`` is new in its window: a cache ``add`` (atomic across processes on Redis), or a
-    per-process memory when the cache is down (coalesce per process rather than flood or fail the request)."""
-    from django.core.cache import caches
-
-    from twig_auth.core.cache import UNAVAILABLE, attempt
-
-    added = attempt("audit access coalescing", caches[app_settings.REDIS_CACHE_ALIAS].add, key, 1,
-                    timeout=seconds)
-    if added is not UNAVAILABLE:
-        return bool(added)
-    now = time.monotonic()
-    if len(_local_recent) >= _LOCAL_MAX:
-        _local_recent.clear()
-    if _local_recent.get(key, 0.0) > now:
-        return False
-    _local_recent[key] = now + seconds
-    return True
-
-
 def record_access(
     *,
     context: RequestContext,
@@ -131,7 +107,7 @@ def record_access(
         actor = getattr(context.actor, "pk", None)
         slot = int(clock.now().timestamp()) // window
         key = f"twig:ra:{getattr(org, 'pk', org)}:{actor}:{credential}:{key_id}:{resource_id}:{action}:{slot}"
-        if not _first_in_window(key[:250], window):
+        if not first_in_window(key[:250], window, what="audit access coalescing"):
             return None
         extra["coalesceSeconds"] = window
     if credential:

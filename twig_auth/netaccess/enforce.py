@@ -18,13 +18,12 @@ refusal is also a WARNING log line (never a secret: key ids and prefixes are pub
 from __future__ import annotations
 
 import logging
-import time
 from functools import lru_cache
 from typing import Any
 
 from django.http import HttpRequest
 
-from twig_auth.conf import app_settings
+from twig_auth.core import coalesce
 from twig_auth.core.http import client_ip, user_agent
 from twig_auth.exceptions import IpNotAllowed
 from twig_auth.netaccess.allowlist import Allowlist, compile_allowlist, parse_network
@@ -32,14 +31,11 @@ from twig_auth.netaccess.allowlist import Allowlist, compile_allowlist, parse_ne
 logger = logging.getLogger("twig_auth.netaccess")
 
 COALESCE_SECONDS = 60
-LOCAL_COALESCE_MAX = 10_000
 CREDENTIALS = ("api_key", "access_token", "session")
 NOTHING = Allowlist((), (), (), (), empty=False)  # refuses every address
 
 # org id -> (the cached settings document it was compiled from, its compiled list or None for "no list")
 _compiled: dict[Any, tuple[dict[str, Any], Allowlist | None]] = {}
-# per-process coalescing when the shared cache fails: key -> monotonic time until which it is coalesced
-_local_recent: dict[str, float] = {}
 
 
 def compile_stored(cidrs: Any) -> Allowlist | None:
@@ -80,7 +76,7 @@ def forget() -> None:
     """Drop the compiled lists of this process (tests; the org documents have their own cache)."""
     _compiled.clear()
     key_allowlist.cache_clear()
-    _local_recent.clear()
+    coalesce.forget()
 
 
 def check(request: HttpRequest, *, org_id: Any, credential: str, key_allowlist: Any = None, user_id: Any = None,
@@ -118,7 +114,8 @@ def _blocked(request: HttpRequest, *, ip: str, org_id: Any, credential: str, use
     logger.warning("IP %s blocked by the %s allowlist: org=%s credential=%s user=%s key=%s %s %s",
                    ip, by, org_id, credential, user_id, key_id or "-", request.method, path)
     subject = key_id or f"user:{user_id}"
-    if not _first_in_window(f"twig:ipb:{org_id}:{ip}:{credential}:{subject}"):
+    if not coalesce.first_in_window(f"twig:ipb:{org_id}:{ip}:{credential}:{subject}", COALESCE_SECONDS,
+                                    what="IP block coalescing"):
         return
     from django.contrib.auth import get_user_model
 
@@ -136,23 +133,3 @@ def _blocked(request: HttpRequest, *, ip: str, org_id: Any, credential: str, use
     context = RequestContext(actor=user, ip=ip, user_agent=user_agent(request))
     record(Event.IP_BLOCKED, context=context, org=Organization.objects.filter(pk=org_id).first(), user=user,
            details=details)
-
-
-def _first_in_window(key: str) -> bool:
-    """Whether this refusal is the first of its (org, IP, credential) in the coalescing window."""
-    from django.core.cache import caches
-
-    from twig_auth.core.cache import UNAVAILABLE, attempt
-
-    added = attempt("IP block coalescing", caches[app_settings.REDIS_CACHE_ALIAS].add, key, 1,
-                    timeout=COALESCE_SECONDS)
-    if added is not UNAVAILABLE:
-        return bool(added)
-    # The cache is down: coalesce per process rather than flood the audit table or fail the request.
-    now = time.monotonic()
-    if len(_local_recent) >= LOCAL_COALESCE_MAX:
-        _local_recent.clear()
-    if _local_recent.get(key, 0.0) > now:
-        return False
-    _local_recent[key] = now + COALESCE_SECONDS
-    return True

@@ -9,11 +9,6 @@ tests run the same on both suite backends. A missing ``redis-server`` fails them
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.test import Client
 
+from bench.servers import PrivateRedis, ServerError
 from tests.conftest import PASSWORD
 from tests.support.logins import login_outcome
 from twig_auth.apikeys import verification
@@ -35,56 +31,6 @@ from twig_auth.tokens import services as token_services
 CTX = RequestContext(ip="203.0.113.9", user_agent="pytest")
 
 
-class RedisServer:
-    """A private redis-server process on a free port."""
-
-    def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.fail("redis-server is missing: apt-get install -y redis-server (scripts/test installs it). "
-                        "These outage tests must run, never skip.", pytrace=False)
-        self.exe = exe
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stopped = False
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", "/tmp"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"redis-server did not start on port {self.port}", pytrace=False)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            if self.stopped:
-                self.resume()
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def pause(self) -> None:
-        """Unreachable without losing data: the process is frozen, connections hang until they time out."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-        self.stopped = True
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-        self.stopped = False
-
-
 class FakeMonotonic:
     def __init__(self) -> None:
         self.t = time.monotonic()
@@ -94,9 +40,12 @@ class FakeMonotonic:
 
 
 @pytest.fixture
-def redis_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
+def redis_server(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateRedis]:
+    try:  # a missing or broken redis-server fails these tests: they must never be skipped
+        server = PrivateRedis()
+        server.start()
+    except ServerError as exc:
+        pytest.fail(f"{exc} (scripts/test installs it).", pytrace=False)
     settings.CACHES = {"default": {
         "BACKEND": "django_redis.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{server.port}/0",
         "KEY_PREFIX": "twig-outage-test", "OPTIONS": django_settings.CACHES["default"].get("OPTIONS") or
@@ -153,7 +102,7 @@ def outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.fixture
-def world(redis_server: RedisServer, org: Any, owner: Any, make_member: Any) -> dict[str, Any]:
+def world(redis_server: PrivateRedis, org: Any, owner: Any, make_member: Any) -> dict[str, Any]:
     make_member(org, "user", email="mia@acme.test")
     make_member(org, "user", email="lou@acme.test")
     _, key_a = issue_api_key(creator=owner, name="a", scopes=["read"], environment="live")
@@ -195,7 +144,7 @@ def assert_b_refused_and_a_served(w: dict[str, Any], thief: Client) -> None:
 
 
 def test_redis_stopped_mid_test_serves_refuses_the_revoked_and_still_does_after_an_empty_restart(
-        world: dict[str, Any], redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+        world: dict[str, Any], redis_server: PrivateRedis, caplog: pytest.LogCaptureFixture) -> None:
     w = world
     with caplog.at_level(logging.INFO):
         redis_server.stop()
@@ -219,7 +168,7 @@ def test_redis_stopped_mid_test_serves_refuses_the_revoked_and_still_does_after_
 
 
 def test_redis_unreachable_with_its_data_the_stale_entries_are_dropped_on_recovery(
-        world: dict[str, Any], redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+        world: dict[str, Any], redis_server: PrivateRedis, caplog: pytest.LogCaptureFixture) -> None:
     w = world
     entry_b = verification._entry(verification.digest_of(w["key_b"]))
     with caplog.at_level(logging.INFO):
@@ -239,7 +188,7 @@ def test_redis_unreachable_with_its_data_the_stale_entries_are_dropped_on_recove
 
 
 def test_revoking_while_redis_is_down_never_raises_and_a_second_outage_warns_again(
-        world: dict[str, Any], redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+        world: dict[str, Any], redis_server: PrivateRedis, caplog: pytest.LogCaptureFixture) -> None:
     w = world
     with caplog.at_level(logging.WARNING, logger="twig_auth.core.outage"):
         redis_server.stop()
@@ -256,7 +205,7 @@ def test_revoking_while_redis_is_down_never_raises_and_a_second_outage_warns_aga
 
 
 def test_rate_limits_stay_on_per_process_with_their_headers_while_redis_is_down(
-        world: dict[str, Any], redis_server: RedisServer, settings: Any) -> None:
+        world: dict[str, Any], redis_server: PrivateRedis, settings: Any) -> None:
     settings.TWIG_AUTH = {**settings.TWIG_AUTH, "RATE_LIMITS": {"read": "3/h"}}
     redis_server.stop()
     responses = [served(world["client"].get("/api/agents", **bearer(world["key_a"]))) for _ in range(4)]

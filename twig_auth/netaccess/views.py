@@ -27,9 +27,7 @@ from twig_auth.exceptions import InvalidInput, PermissionDenied
 from twig_auth.netaccess.allowlist import compile_allowlist
 from twig_auth.netaccess.forms import CidrLinesField
 from twig_auth.orgs import policy
-from twig_auth.orgs.active import current_membership
-from twig_auth.orgs.models import Membership
-from twig_auth.orgs.roles import Role
+from twig_auth.orgs.active import current_admin_membership
 from twig_auth.orgs.views import save_settings
 
 TEMPLATES = "twig_auth/netaccess/"
@@ -56,11 +54,6 @@ class IpAllowlistForm(forms.Form):
         return ranges
 
 
-def _admin_membership(request: HttpRequest) -> Membership | None:
-    membership = current_membership(request)
-    return membership if membership is not None and membership.has_role(Role.ADMIN) else None
-
-
 def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
     return render(request, "twig_auth/usersessions/forbidden.html", {"message": message}, status=403)
 
@@ -70,7 +63,7 @@ def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def ip_allowlist(request: HttpRequest) -> HttpResponse:
     """Edit the active org's ``ipAllowlist`` (enterprise), never excluding the saver's own address."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request, "Only admins of the organization can change its IP allowlist.")
     org = membership.org
@@ -175,7 +168,7 @@ def summary(event: AuditEvent) -> str:
 @require_GET
 def access_logs(request: HttpRequest) -> HttpResponse:
     """Every audit event of the active org, newest first, filtered, one keyset page at a time, with downloads."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request, "Only admins of the organization can see its access logs.")
     form, params, events = _filtered(request, membership.org_id)
@@ -216,7 +209,7 @@ def access_logs(request: HttpRequest) -> HttpResponse:
 @require_GET
 def access_logs_download(request: HttpRequest) -> HttpResponse:
     """Every matching event of the active org as JSON Lines (``format=jsonl``) or CSV (``format=csv``)."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request, "Only admins of the organization can download its access logs.")
     fmt = request.GET.get("format", "")

@@ -12,6 +12,7 @@ from twig_auth.audit.services import record
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import PermissionDenied
 from twig_auth.orgs.models import Membership
+from twig_auth.orgs.roles import Role
 
 SESSION_KEY = "twig_org_id"
 
@@ -82,6 +83,13 @@ def current_membership(request: HttpRequest) -> Membership | None:
         cached = active_membership(request)
         request._twig_membership = cached  # type: ignore[attr-defined]
     return cached  # type: ignore[return-value]
+
+
+def current_admin_membership(request: HttpRequest) -> Membership | None:
+    """Return the active membership of ``request`` when it is an admin or above, else None (the settings
+    pages of the org answer the forbidden page then)."""
+    membership = current_membership(request)
+    return membership if membership is not None and membership.has_role(Role.ADMIN) else None
 
 
 def context_processor(request: HttpRequest) -> dict[str, Any]:

@@ -17,8 +17,7 @@ from twig_auth.exceptions import InvalidInput, PermissionDenied, SsoRequired
 from twig_auth.mfa.guard import require_step_up
 from twig_auth.mfa.middleware import mfa_exempt
 from twig_auth.orgs import policy
-from twig_auth.orgs.active import current_membership, memberships_of, switch_org
-from twig_auth.orgs.roles import Role
+from twig_auth.orgs.active import current_admin_membership, current_membership, memberships_of, switch_org
 from twig_auth.orgs.services import update_org_settings
 from twig_auth.passwords.views import safe_next
 from twig_auth.usersessions.forms import SecuritySettingsForm, changed
@@ -66,8 +65,8 @@ def save_settings(request: HttpRequest, org: Any, patch: dict[str, Any], *, acti
 @require_http_methods(["GET", "POST"])
 def security_settings(request: HttpRequest) -> HttpResponse:
     """Settings → Security: the active org's session, lockout and MFA policies (admins and above)."""
-    membership = current_membership(request)
-    if membership is None or not membership.has_role(Role.ADMIN):
+    membership = current_admin_membership(request)
+    if membership is None:
         return render(request, "twig_auth/usersessions/forbidden.html", {
             "message": "Only admins of the organization can change its security settings."}, status=403)
     org = membership.org

@@ -28,9 +28,8 @@ from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import InvalidInput, NotFound
 from twig_auth.mfa import devices, stepup
 from twig_auth.mfa.guard import CODE_FIELD, require_step_up
-from twig_auth.orgs.active import current_membership
+from twig_auth.orgs.active import current_admin_membership
 from twig_auth.orgs.models import Membership
-from twig_auth.orgs.roles import Role
 from twig_auth.providerkeys import services, validation
 from twig_auth.providerkeys.forms import ExternalKeyForm
 from twig_auth.providerkeys.models import ExternalApiKey, Provider
@@ -43,11 +42,6 @@ DELETE_ACTION = "delete an external API key"
 FORBIDDEN = "Only admins of the organization can manage its external API keys."
 
 Renderer = Callable[[ExternalKeyForm, str], HttpResponse]
-
-
-def _admin_membership(request: HttpRequest) -> Membership | None:
-    membership = current_membership(request)
-    return membership if membership is not None and membership.has_role(Role.ADMIN) else None
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -145,7 +139,7 @@ def _save(request: HttpRequest, membership: Membership, form: ExternalKeyForm, r
 @require_GET
 def external_api_keys(request: HttpRequest) -> HttpResponse:
     """The org's key per provider and the "Add key" form (``?provider=`` preselects one)."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request)
     wanted = request.GET.get("provider", "")
@@ -161,7 +155,7 @@ def external_api_keys(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def add(request: HttpRequest) -> HttpResponse:
     """Save the posted key: added, or replacing the org's key of that provider."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request)
     if request.method != "POST":
@@ -178,7 +172,7 @@ def add(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def replace(request: HttpRequest, key_pk: str) -> HttpResponse:
     """Replace one key (same provider, same row); a custom endpoint changes only with a new key."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request)
     key = _get_key(membership, key_pk)
@@ -195,7 +189,7 @@ def replace(request: HttpRequest, key_pk: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def delete(request: HttpRequest, key_pk: str) -> HttpResponse:
     """Confirm, then delete one key (after a second factor)."""
-    membership = _admin_membership(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return _forbidden(request)
     key = _get_key(membership, key_pk)

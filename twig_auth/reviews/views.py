@@ -24,7 +24,7 @@ from twig_auth.core import clock
 from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import Conflict, InvalidInput, PermissionDenied
 from twig_auth.mfa.guard import require_step_up
-from twig_auth.orgs.active import current_membership
+from twig_auth.orgs.active import current_admin_membership
 from twig_auth.orgs.models import Membership
 from twig_auth.orgs.roles import ROLE_RANK, Role
 from twig_auth.orgs.services import deactivate_member, reactivate_member
@@ -84,8 +84,8 @@ def _members(membership: Membership, filters: dict[str, str]) -> Any:
 @login_required
 @require_http_methods(["GET", "POST"])
 def access_review(request: HttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None or not membership.has_role(Role.ADMIN):
+    membership = current_admin_membership(request)
+    if membership is None:
         return _forbidden(request)
     if request.method == "POST":
         return _post(request, membership)

@@ -25,9 +25,8 @@ from twig_auth.core.context import RequestContext
 from twig_auth.exceptions import Conflict, InvalidInput, PermissionDenied
 from twig_auth.mfa.guard import require_step_up
 from twig_auth.mfa.middleware import mfa_exempt
-from twig_auth.orgs.active import current_membership
+from twig_auth.orgs.active import current_admin_membership
 from twig_auth.orgs.models import Membership
-from twig_auth.orgs.roles import Role
 from twig_auth.passwords.views import safe_next
 from twig_auth.ratelimit import endpoints
 from twig_auth.sso import domains, enforcement, saml_config, services
@@ -74,11 +73,6 @@ def _discover_page(request: HttpRequest, form: DiscoverForm, next_url: str, stat
 
 
 # --- Settings → Authentication --------------------------------------------------------------------------------
-
-def _admin(request: HttpRequest) -> Membership | None:
-    membership = current_membership(request)
-    return membership if membership is not None and membership.has_role(Role.ADMIN) else None
-
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
     return render(request, "twig_auth/usersessions/forbidden.html", {
@@ -135,7 +129,7 @@ def _render(request: HttpRequest, membership: Membership, *, form: ConnectionFor
 def _guard(request: HttpRequest) -> tuple[Membership | None, HttpResponse | None]:
     """The admin membership, or the answer to give instead (403 for non-admins; for orgs without the
     enterprise plan the page explains, and any POST is refused)."""
-    membership = _admin(request)
+    membership = current_admin_membership(request)
     if membership is None:
         return None, _forbidden(request)
     if not membership.org.is_enterprise:

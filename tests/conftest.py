@@ -11,7 +11,7 @@ from django.core.cache import caches
 
 from twig_auth.apikeys.usage import buffer as usage_buffer
 from twig_auth.apikeys.verification import clear_local as clear_local_keys
-from twig_auth.core import outage
+from twig_auth.core import coalesce, outage
 from twig_auth.core.redis import get_redis, redis_configured
 from twig_auth.mfa import sms as sms_gateway
 from twig_auth.orgs import services as org_services
@@ -34,6 +34,7 @@ def _clean_stores(settings: Any) -> Iterator[None]:
     for alias in settings.CACHES:
         caches[alias].clear()
     clear_local_keys()
+    coalesce.forget()
     forget_session_policies()
     sms_gateway.reset()
     rate_buckets.reset_local()

@@ -146,3 +146,26 @@ def test_a_coalesced_read_costs_no_query(api_as, org, members, make_agent, setti
     assert len(audit_sql) == 3, audit_sql  # the chain's three statements, nothing else
     others = [q["sql"] for q in recorded.captured_queries if "twig_audit" not in q["sql"]]
     assert [sql for sql in others if not sql.startswith("BEGIN")] == [q["sql"] for q in first_again.captured_queries]
+
+
+def test_a_coalesced_read_costs_no_cache_round_trip_either(api_as, org, members, make_agent, frozen, monkeypatch):
+    from django.core.cache import caches
+
+    agent = make_agent(org)
+    api = api_as("manager")
+    cache = caches["default"]
+    adds: list[str] = []
+    real_add = cache.add
+
+    def counting_add(key: str, *args: Any, **kwargs: Any) -> Any:
+        if "twig:ra:" in key:
+            adds.append(key)
+        return real_add(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "add", counting_add)
+    for _ in range(4):
+        assert api.get(f"/api/agents/{agent.pk}").status_code == 200
+    assert len(adds) == 1 and len(accesses()) == 1  # decided once; the next three reads ask nobody
+    frozen.advance(hours=1)  # the next window asks the cache again, and records
+    api.get(f"/api/agents/{agent.pk}")
+    assert len(adds) == 2 and len(accesses()) == 2

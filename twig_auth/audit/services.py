@@ -107,7 +107,7 @@ def record_access(
         actor = getattr(context.actor, "pk", None)
         slot = int(clock.now().timestamp()) // window
         key = f"twig:ra:{getattr(org, 'pk', org)}:{actor}:{credential}:{key_id}:{resource_id}:{action}:{slot}"
-        if not first_in_window(key[:250], window, what="audit access coalescing"):
+        if not first_in_window(key[:250], window, what="audit access coalescing", slotted=True):
             return None
         extra["coalesceSeconds"] = window
     if credential:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 
 from twig_auth.apikeys.models import ApiKey, ApiKeyUsage
 from twig_auth.apikeys.services import issue_api_key
@@ -55,7 +56,7 @@ def test_changelist_shows_keys_without_their_hash(admin_client: Any, keys: Any) 
 
 def test_change_page_is_read_only_and_never_shows_the_hash(admin_client: Any, keys: Any) -> None:
     key, plaintext = keys["live"]
-    response = admin_client.get(f"{CHANGELIST}{key.pk}/change/")
+    response = admin_client.get(f"{CHANGELIST}{quote(key.pk)}/change/")
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -63,9 +64,9 @@ def test_change_page_is_read_only_and_never_shows_the_hash(admin_client: Any, ke
     assert "hashed_secret" not in body and "Hashed secret" not in body
     assert "Deploy bot" in body and f"{key.prefix}…" in body
     assert 'name="name"' not in body  # no editable inputs
-    assert admin_client.post(f"{CHANGELIST}{key.pk}/change/", {"name": "renamed"}).status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{quote(key.pk)}/change/", {"name": "renamed"}).status_code == 403
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
-    assert admin_client.post(f"{CHANGELIST}{key.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.post(f"{CHANGELIST}{quote(key.pk)}/delete/", {"post": "yes"}).status_code == 403
     assert ApiKey.objects.get(pk=key.pk).name == "Deploy bot"
 
 
@@ -120,7 +121,7 @@ def test_usage_rows_are_read_only(admin_client: Any, keys: Any) -> None:
     body = listing.content.decode()
     assert "GET /api/agents" in body and ApiKey.objects.get(pk=key.pk).hashed_secret not in body
     assert admin_client.get("/admin/twig_auth/apikeyusage/add/").status_code == 403
-    detail = admin_client.get(f"{CHANGELIST}{key.pk}/change/").content.decode()
+    detail = admin_client.get(f"{CHANGELIST}{quote(key.pk)}/change/").content.decode()
     assert f"/admin/twig_auth/apikeyusage/?key__id__exact={key.pk}" in detail
 
 
